@@ -1,0 +1,237 @@
+"""Turning validated flow tables into model inputs.
+
+The pipeline, fitted on the training split only:
+
+* identifier columns (addresses; ports unless ``include_ports``; the DNS
+  query id) are left out: they name hosts and transactions, and a model that
+  learns them learns the testbed, not the attack;
+* durations that nProbe wrote as 32-bit wrap-arounds (values just below
+  2**32 microseconds, i.e. near 4,294,967 ms: a clock that ran backwards)
+  are unwrapped to their small distance from the wrap point, with a 0/1
+  ``.wrapped`` column beside them, so that the differences between them
+  survive scaling;
+* counters, sizes, durations and rates are ``log1p``-scaled (they span nine
+  orders of magnitude);
+* TCP flag fields are decoded into their eight bits (FIN ... CWR);
+* ``PROTOCOL`` and ``L7_PROTO`` are categories, one-hot over the values seen
+  most often in training, with one "other" slot for the rest;
+* every output column is standardised with the training mean and deviation.
+
+The output keeps the schema's column order (a flag field's bits in place of
+the field), so neighbouring inputs stay neighbours for the convolutions.
+
+The fitted state is plain data (:meth:`FeaturePipeline.to_dict`), saved as
+JSON beside the model, never pickled.
+
+>>> from flowsentinel.synthetic import generate_flows
+>>> flows = generate_flows(200, random_state=0)
+>>> pipe = FeaturePipeline().fit(flows)
+>>> X = pipe.transform(flows)
+>>> X.shape[0], X.dtype.name, X.shape[1] == len(pipe.output_names_)
+(200, 'float32', True)
+>>> FeaturePipeline.from_dict(pipe.to_dict()).transform(flows).tolist() == X.tolist()
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+from .schema import (
+    ADDRESS_COLUMNS,
+    OPAQUE_ID_COLUMNS,
+    PORT_COLUMNS,
+    TCP_FLAG_COLUMNS,
+    Schema,
+    detect_schema,
+)
+
+__all__ = ["FeatureConfig", "FeaturePipeline", "MissingColumnsError", "TCP_FLAG_BITS", "input_columns", "make_windows"]
+
+TCP_FLAG_BITS = ("FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR")
+ONE_HOT_COLUMNS = ("PROTOCOL", "L7_PROTO")
+# Codes and types: numbers that name things; kept as they are (not logged).
+_CODE_COLUMNS = frozenset({"ICMP_TYPE", "ICMP_IPV4_TYPE", "DNS_QUERY_TYPE", "FTP_COMMAND_RET_CODE"})
+DURATION_COLUMNS = frozenset({"FLOW_DURATION_MILLISECONDS", "DURATION_IN", "DURATION_OUT"})
+#: 2**32 microseconds in milliseconds: where nProbe's duration counter wraps.
+WRAP_MS = 4_294_967.296
+#: Durations above this are taken as wrapped (about 49.7 days minus 1.2 hours
+#: would otherwise be the flow length; flow exporters time out long before).
+WRAP_THRESHOLD_MS = 4_290_000.0
+
+
+class MissingColumnsError(ValueError):
+    """A flow table lacks columns that a fitted pipeline or model needs."""
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Preprocessing choices.
+
+    Attributes:
+        include_ports: keep ``L4_SRC_PORT``/``L4_DST_PORT`` as numeric
+            features (default off: ports are identifiers, and the attack
+            tools of a testbed pick them in ways real attackers need not).
+        log_scale: ``log1p`` on counters, sizes, durations and rates.
+        decode_tcp_flags: expand flag fields into eight 0/1 bits each.
+        unwrap_durations: undo nProbe's 32-bit duration wrap-around.
+        max_categories: one-hot slots per categorical column, besides
+            "other" (the most frequent training values win).
+        exclude: further columns to leave out.
+    """
+
+    include_ports: bool = False
+    log_scale: bool = True
+    decode_tcp_flags: bool = True
+    unwrap_durations: bool = True
+    max_categories: int = 8
+    exclude: tuple[str, ...] = ()
+
+
+class FeaturePipeline:
+    """Fit-on-train, apply-anywhere preprocessing for NetFlow tables."""
+
+    def __init__(self, config: FeatureConfig = FeatureConfig()):
+        self.config = config
+
+    # ---- fitting ---------------------------------------------------------
+    def fit(self, flows: pd.DataFrame, schema: Schema | None = None) -> "FeaturePipeline":
+        schema = schema or detect_schema(list(flows.columns))
+        cfg = self.config
+        self.schema_ = schema.name
+        self.input_columns_ = input_columns(schema, cfg)
+        self.categories_: dict[str, list[float]] = {}
+        for col in ONE_HOT_COLUMNS:
+            if col in self.input_columns_:
+                counts = pd.Series(flows[col].to_numpy(dtype="float64")).value_counts()
+                self.categories_[col] = [float(v) for v in counts.index[: cfg.max_categories]]
+        raw = self._expand(flows)
+        self.output_names_ = list(raw.keys())
+        matrix = np.column_stack(list(raw.values())).astype("float64")
+        self.mean_ = matrix.mean(axis=0)
+        std = matrix.std(axis=0)
+        self.scale_ = np.where(std > 1e-12, std, 1.0)
+        self.n_features_in_ = len(self.input_columns_)
+        self.feature_names_in_ = np.asarray(self.input_columns_, dtype=object)
+        return self
+
+    # ---- applying --------------------------------------------------------
+    def check_columns(self, columns: Iterable[str], where: str = "flow table") -> None:
+        have = set(columns)
+        missing = [c for c in self.input_columns_ if c not in have]
+        if missing:
+            raise MissingColumnsError(
+                f"{where}: missing {len(missing)} column(s) the model needs: {', '.join(missing)}"
+            )
+
+    def transform(self, flows: pd.DataFrame, where: str = "flow table") -> np.ndarray:
+        """Model inputs, shape ``(n_flows, n_outputs)``, float32."""
+        self.check_columns(flows.columns, where)
+        raw = self._expand(flows)
+        matrix = np.column_stack(list(raw.values())).astype("float64")
+        return ((matrix - self.mean_) / self.scale_).astype("float32")
+
+    def _expand(self, flows: pd.DataFrame) -> dict[str, np.ndarray]:
+        cfg = self.config
+        out: dict[str, np.ndarray] = {}
+        for col in self.input_columns_:
+            values = flows[col].to_numpy(dtype="float64")
+            if col in self.categories_:
+                cats = self.categories_[col]
+                for c in cats:
+                    out[f"{col}={c:g}"] = (values == c).astype("float64")
+                out[f"{col}=other"] = (~np.isin(values, cats)).astype("float64")
+            elif col in TCP_FLAG_COLUMNS and cfg.decode_tcp_flags:
+                ints = values.astype("int64")
+                for bit, name in enumerate(TCP_FLAG_BITS):
+                    out[f"{col}.{name}"] = ((ints >> bit) & 1).astype("float64")
+            elif col in DURATION_COLUMNS and cfg.unwrap_durations:
+                wrapped = values >= WRAP_THRESHOLD_MS
+                unwrapped = np.where(wrapped, np.maximum(WRAP_MS - values, 0.0), values)
+                out[col] = np.log1p(unwrapped) if cfg.log_scale else unwrapped
+                out[f"{col}.wrapped"] = wrapped.astype("float64")
+            elif col in _CODE_COLUMNS or not cfg.log_scale:
+                out[col] = values
+            else:
+                out[col] = np.log1p(np.maximum(values, 0.0))
+        return out
+
+    # ---- persistence -----------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "config": {**asdict(self.config), "exclude": list(self.config.exclude)},
+            "schema": self.schema_,
+            "input_columns": list(self.input_columns_),
+            "categories": self.categories_,
+            "output_names": list(self.output_names_),
+            "mean": [float(v) for v in self.mean_],
+            "scale": [float(v) for v in self.scale_],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "FeaturePipeline":
+        cfg = dict(data["config"])
+        cfg["exclude"] = tuple(cfg.get("exclude", ()))
+        pipe = cls(FeatureConfig(**cfg))
+        pipe.schema_ = data["schema"]
+        pipe.input_columns_ = list(data["input_columns"])
+        pipe.categories_ = {k: [float(v) for v in vals] for k, vals in data["categories"].items()}
+        pipe.output_names_ = list(data["output_names"])
+        pipe.mean_ = np.asarray(data["mean"], dtype="float64")
+        pipe.scale_ = np.asarray(data["scale"], dtype="float64")
+        pipe.n_features_in_ = len(pipe.input_columns_)
+        pipe.feature_names_in_ = np.asarray(pipe.input_columns_, dtype=object)
+        return pipe
+
+
+def input_columns(schema: Schema, config: FeatureConfig = FeatureConfig()) -> list[str]:
+    """The flow columns a pipeline with ``config`` reads, in schema order.
+
+    >>> from flowsentinel.schema import get_schema
+    >>> input_columns(get_schema("v1"))
+    ['PROTOCOL', 'L7_PROTO', 'IN_BYTES', 'OUT_BYTES', 'IN_PKTS', 'OUT_PKTS', 'TCP_FLAGS', 'FLOW_DURATION_MILLISECONDS']
+    """
+    drop = set(ADDRESS_COLUMNS) | set(OPAQUE_ID_COLUMNS) | set(config.exclude)
+    if not config.include_ports:
+        drop |= set(PORT_COLUMNS)
+    # Timestamps order flows; as features they would only say when the capture ran.
+    drop |= {"FLOW_START_MILLISECONDS", "FLOW_END_MILLISECONDS"}
+    return [c for c in schema.features if c not in drop]
+
+
+def make_windows(keys: np.ndarray, order: np.ndarray | None, window: int) -> np.ndarray:
+    """Index windows for the "time-series reconstruction" of flows.
+
+    For every flow ``i`` the window holds the ``window`` most recent flows of
+    the same key (source host by default) up to and including ``i``, oldest
+    first, in the order given by ``order`` (a time column) or, without one, in
+    table order. Positions before a host's first flow are ``-1`` (padding).
+    The window is labelled by its last flow, ``i`` itself.
+
+    Call it on one split at a time: indices only ever point inside the table
+    it was given, so no window crosses a train/test boundary.
+
+    >>> make_windows(np.array(["a", "b", "a", "a"]), None, 3).tolist()
+    [[-1, -1, 0], [-1, -1, 1], [-1, 0, 2], [0, 2, 3]]
+    """
+    n = len(keys)
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    codes = pd.factorize(pd.Series(keys))[0]
+    time = np.arange(n) if order is None else np.asarray(order)
+    # Stable sort by (key, time, table position).
+    perm = np.lexsort((np.arange(n), time, codes))
+    sorted_codes = codes[perm]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_codes)) + 1]
+    group_start = np.repeat(starts, np.diff(np.r_[starts, n]))
+    pos = np.arange(n)
+    result = np.full((n, window), -1, dtype=np.int64)
+    for k in range(window):
+        back = pos - (window - 1 - k)
+        ok = back >= group_start
+        result[perm[ok], k] = perm[back[ok]]
+    return result
