@@ -236,7 +236,7 @@ class FlowReader:
         try:
             reader = pacsv.open_csv(
                 str(self.path),
-                read_options=pacsv.ReadOptions(use_threads=False, block_size=1 << 24),
+                read_options=pacsv.ReadOptions(use_threads=False, block_size=1 << 22),
                 parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
                 convert_options=pacsv.ConvertOptions(
                     column_types={c: pa.string() for c in self.columns},
@@ -246,7 +246,8 @@ class FlowReader:
                 ),
             )
         except (pa.ArrowInvalid, OSError, EOFError) as exc:
-            raise FlowReadError(f"{self.path}: cannot read as CSV: {exc}") from None
+            hint = " (the file looks cut short: re-copy or re-download it)" if "runcated" in str(exc) else ""
+            raise FlowReadError(f"{self.path}: cannot read as CSV: {exc}{hint}") from None
 
         n_kept = 0
         pending = pd.DataFrame()
