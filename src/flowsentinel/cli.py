@@ -280,6 +280,12 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true", help="print the whole manifest")
     i.set_defaults(func=cmd_info)
 
+    b = sub.add_parser("benchmark", help="train and compare every baseline on the same paper and dedup splits")
+    from .benchmarking import add_benchmark_arguments, run_benchmark_cli
+
+    add_benchmark_arguments(b)
+    b.set_defaults(func=run_benchmark_cli)
+
     m = sub.add_parser("meter", help="turn a capture or interface into NF flows")
     try:
         from .metering.cli import add_meter_arguments
