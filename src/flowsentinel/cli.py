@@ -165,6 +165,11 @@ def cmd_detect(args: argparse.Namespace) -> int:
     if bool(args.input) == bool(args.interface):
         raise UsageError("detect: give an INPUT file (flows or capture) or --interface IF, not both and not neither")
     detector = _load(args.model_dir, args.backend)
+    if args.backend != "mindspore":
+        from .serving.fast import InferenceConfig, fast_detector
+
+        detector = fast_detector(detector, InferenceConfig(engine=args.engine, intra_op_threads=args.threads),
+                                 model_dir=args.model_dir)
     progress = not args.no_progress
     with _output(args.output) as out:
         if args.interface or _is_capture(Path(args.input)):
@@ -268,6 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--alerts-only", action="store_true", help="write alerts only, not every flow")
     d.add_argument("--summary", help="also write the summary as JSON here")
     d.add_argument("--backend", choices=("torch", "mindspore"))
+    d.add_argument("--engine", choices=("auto", "onnx", "torch"), default="auto",
+                   help="network engine (default auto: ONNX Runtime where installed, else PyTorch)")
+    d.add_argument("--threads", type=int, default=1, help="inference threads (default 1)")
     d.add_argument("--idle-timeout", type=int, default=120, help="capture/live: flow idle timeout, s")
     d.add_argument("--active-timeout", type=int, default=1800, help="capture/live: flow active timeout, s")
     d.add_argument("--max-packets", type=int, help="live: stop after N packets")
@@ -285,6 +293,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_benchmark_arguments(b)
     b.set_defaults(func=run_benchmark_cli)
+
+    from .tuning import add_tune_arguments, run_tune_cli
+
+    tu = sub.add_parser("tune", help="search the CNN-BiLSTM's hyperparameters with Optuna and write the best config")
+    add_tune_arguments(tu)
+    tu.set_defaults(func=run_tune_cli)
 
     m = sub.add_parser("meter", help="turn a capture or interface into NF flows")
     try:

@@ -9,7 +9,7 @@
 >>> y = np.array(["a"] * 10 + ["b"] * 10)
 >>> s = stratified_split(y, (0.7, 0.15, 0.15), seed=0)
 >>> [len(s.train), len(s.val), len(s.test)]
-[14, 2, 4]
+[14, 4, 2]
 >>> sorted(set(s.train) | set(s.val) | set(s.test)) == list(range(20))
 True
 """

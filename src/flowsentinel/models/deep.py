@@ -118,6 +118,10 @@ class DeepClassifier(BaseDetector):
             raise MissingColumnsError(f"{where}: windowed model groups flows by {self.window_key}, which is missing")
 
     # ---- training --------------------------------------------------------
+    def training_callbacks(self) -> list:
+        """Callbacks of one ``fit``, in order; subclasses add their own (tuning adds pruning)."""
+        return [EarlyStopping("f1_macro", self.patience), BestCheckpoint("f1_macro"), ProgressBar(self.verbose)]
+
     def fit(self, X: pd.DataFrame, y: Any = None, X_val: pd.DataFrame | None = None, y_val: Any = None):
         t0 = time.perf_counter()
         if self.num_threads:
@@ -150,7 +154,6 @@ class DeepClassifier(BaseDetector):
         loss = nn.CrossEntropyLoss(weight=None if weights is None else torch.tensor(weights, dtype=torch.float32))
         optimizer = torch.optim.AdamW(self.module_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(self.max_epochs, 1))
-        checkpoint = BestCheckpoint("f1_macro")
         trainer = Trainer(
             self.module_,
             loss,
@@ -158,7 +161,7 @@ class DeepClassifier(BaseDetector):
             _val_metrics,
             batch_size=self.batch_size,
             max_epochs=self.max_epochs,
-            callbacks=[EarlyStopping("f1_macro", self.patience), checkpoint, ProgressBar(self.verbose)],
+            callbacks=self.training_callbacks(),
             seed=self.random_state,
             scheduler=scheduler,
         )

@@ -177,5 +177,11 @@ def train_and_evaluate(cfg: ExperimentConfig, model_dir: str | Path | None, repo
             training_data={**data.info, "protocol": cfg.run.protocol, "majority_class": majority},
             extra={"config": cfg.to_dict(), "synthetic": data.synthetic},
         )
+        try:
+            from ..serving.fast import write_onnx
+
+            write_onnx(model_dir, detector)
+        except ImportError as exc:
+            log.info("no model.onnx written (%s); detect exports the network when it loads the model", exc)
         result["model_dir"] = str(model_dir)
     return result
