@@ -29,7 +29,7 @@ from flowsentinel.models.unsupervised import AutoencoderDetector, IsolationFores
 from flowsentinel.persistence import load_model, save_model
 from flowsentinel.schema import BENIGN_CLASS
 
-# One torch thread: on a small shared CPU, tiny batches run faster without thread hand-offs.
+# One torch thread: on a small CPU, tiny batches run faster without thread hand-offs.
 DEEP = dict(max_epochs=3, patience=3, batch_size=64, lr=1e-2, num_threads=1, verbose=False)
 N_FLOWS = 800
 

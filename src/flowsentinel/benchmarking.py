@@ -23,13 +23,13 @@ How things are measured:
   class's flows on the right side of the threshold (flagged for an attack
   class, passed for Benign). The same holds for any model with ``task="binary"``.
 
-The CPU is shared and timings move with its load: compare them within one run.
+Timings move with the machine's load: compare them within one run.
 
 >>> from flowsentinel.synthetic import generate_flows
 >>> import tempfile
 >>> with tempfile.TemporaryDirectory() as out:
 ...     result = run_benchmark(["pca", "lightgbm"], data=generate_flows(1500, random_state=0, balance=0.3),
-...                            protocols=("paper",), out_dir=out, progress=False, latency_calls=5,
+...                            protocols=("paper",), out_dir=out, progress=False, latency_calls=5, n_jobs=1,
 ...                            model_params={"lightgbm": {"n_estimators": 10}})
 >>> [(r["protocol"], r["model"]) for r in result["rows"]]
 [('paper', 'pca'), ('paper', 'lightgbm')]
@@ -397,7 +397,7 @@ def _markdown(result: dict[str, Any], png: str | None) -> str:
         "- Size: `saved` = bytes of the saved model directory; `memory` = bytes of the learned parameters in memory.",
         "- Scored as `binary` (unsupervised detectors, binary task): Benign against Attack; recall of a class is the "
         "share of its flows on the right side of the threshold.",
-        "- Timings are from one run on a shared CPU: compare them within this table only.",
+        "- Timings are from one run: compare them within this table only.",
         "",
         markdown_table(result),
     ]

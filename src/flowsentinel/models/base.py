@@ -132,6 +132,25 @@ class BaseDetector(BaseEstimator, ABC):
         labels[scores < self.threshold_] = BENIGN_CLASS
         return labels
 
+    def _threshold_from_far(self, scores: np.ndarray, benign: np.ndarray) -> float:
+        """The alert threshold: ``threshold`` if set, else one meeting ``target_far``
+        on the given (validation) benign flows, else 0.5.
+
+        With a target false-alarm rate, the threshold sits just above the
+        benign score that only ``target_far`` of benign validation flows
+        exceed, so that share at most is flagged.
+        """
+        if self.threshold is not None:
+            return float(self.threshold)
+        target = getattr(self, "target_far", None)
+        benign_scores = np.sort(np.asarray(scores)[np.asarray(benign)])[::-1]
+        if target is None or len(benign_scores) == 0:
+            return 0.5
+        allowed = int(np.floor(target * len(benign_scores)))
+        if allowed >= len(benign_scores):
+            return 0.0
+        return float(np.nextafter(benign_scores[allowed], np.inf))
+
     def is_alert(self, X: pd.DataFrame) -> np.ndarray:
         """True where the anomaly score reaches ``threshold_``."""
         return self.decision_function(X) >= self.threshold_
