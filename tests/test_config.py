@@ -1,0 +1,58 @@
+"""Configuration: TOML files, overrides, and the documented defaults staying true."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+from flowsentinel.config import ConfigError, ExperimentConfig, load_config
+from flowsentinel.features import FeatureConfig
+from flowsentinel.models.deep import CNNBiLSTMDetector
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def test_default_toml_states_the_real_defaults():
+    cfg = load_config(CONFIGS / "default.toml")
+    assert cfg.run == ExperimentConfig().run
+    assert cfg.features == FeatureConfig()
+    params = CNNBiLSTMDetector().get_params()
+    for key, value in cfg.model.items():
+        assert params[key] == value, key
+
+
+def test_overrides_win_over_the_file(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[model]\ndropout = 0.5\n[run]\ntask = 'binary'\n")
+    cfg = load_config(path, ["model.dropout=0.1", "model.conv_channels=[4, 4]"])
+    assert cfg.model["dropout"] == 0.1 and cfg.model["conv_channels"] == (4, 4) and cfg.run.task == "binary"
+
+
+@pytest.mark.parametrize(
+    "text,overrides,match",
+    [
+        ("[nope]\na = 1\n", [], "unknown section"),
+        ("[model]\nwidth = 3\n", [], "unknown key"),
+        ("[run]\ntask = 'regression'\n", [], "run.task"),
+        ("[run\n", [], "invalid TOML"),
+        ("", ["model"], "section.key=value"),
+        ("", ["features.nope=1"], "unknown key"),
+    ],
+)
+def test_bad_configs_say_what_is_wrong(tmp_path, text, overrides, match):
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        load_config(path, overrides)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "absent.toml")
+
+
+def test_config_serialises_for_the_manifest():
+    d = load_config(None, ["features.include_ports=true"]).to_dict()
+    assert d["features"]["include_ports"] is True and asdict(FeatureConfig())["log_scale"] is True
