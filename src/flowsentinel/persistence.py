@@ -111,9 +111,11 @@ def save_model(
         "format_version": FORMAT_VERSION,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": library_versions(),
-        "estimator": type(detector).__name__,
+        # A backend's detector (e.g. MindSpore's) saves as the estimator it mirrors, whose
+        # parameters and canonical weights it shares, so that either backend loads it.
+        "estimator": getattr(detector, "canonical_estimator", type(detector).__name__),
         "kind": getattr(detector, "kind", "supervised"),
-        "backend": "torch",
+        "backend": getattr(detector, "backend", "torch"),
         "params": params,
         "schema": detector.features_.schema_,
         "input_columns": list(detector.features_.input_columns_),
@@ -126,7 +128,7 @@ def save_model(
     }
     if hasattr(detector, "module_"):
         manifest["architecture"] = {
-            "network": type(detector.module_).__name__,
+            "network": getattr(detector, "canonical_network", type(detector.module_).__name__),
             "kwargs": detector.module_kwargs(),
             "n_inputs": len(detector.features_.output_names_),
             "n_classes": len(detector.classes_),
@@ -139,11 +141,14 @@ def save_model(
             "fit_seconds": getattr(detector, "fit_seconds_", None),
             "n_train_flows": getattr(detector, "n_train_flows_", None),
         }
-        state = {
-            k: v.detach().cpu().contiguous().numpy()
-            for k, v in detector.module_.state_dict().items()
-            if not k.endswith("num_batches_tracked")
-        }
+        if hasattr(detector, "canonical_state"):  # a non-torch backend converts its own weights
+            state = detector.canonical_state()
+        else:
+            state = {
+                k: v.detach().cpu().contiguous().numpy()
+                for k, v in detector.module_.state_dict().items()
+                if not k.endswith("num_batches_tracked")
+            }
         save_file(state, str(directory / WEIGHTS), metadata={"format": FORMAT, "layout": "torch-state-dict-v1"})
     elif hasattr(detector, "save_state"):
         manifest["state"] = detector.save_state(directory)

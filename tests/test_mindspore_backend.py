@@ -1,0 +1,227 @@
+"""The MindSpore backend: weight layout, parity with PyTorch, training, cross-loading, CLI.
+
+Runs only in the MindSpore environment (``pip install .[mindspore]`` in its
+own virtual environment); everywhere else the whole module is skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.mindspore
+
+pytest.importorskip("mindspore", reason="MindSpore backend environment not installed (pip install .[mindspore])")
+
+import torch  # noqa: E402
+
+from flowsentinel.backends.mindspore import (  # noqa: E402
+    MindSporeCNNBiLSTMDetector,
+    canonical_state,
+    load_canonical_state,
+    load_mindspore_model,
+    make_forward,
+    mindspore_layout_to_torch,
+    network_classes,
+    torch_layout_to_mindspore,
+)
+from flowsentinel.cli import main  # noqa: E402
+from flowsentinel.io.readers import read_flows  # noqa: E402
+from flowsentinel.models.deep import CNNBiLSTMDetector  # noqa: E402
+from flowsentinel.models.networks import CNNBiLSTMNet  # noqa: E402
+from flowsentinel.persistence import ModelLoadError, load_model, save_model  # noqa: E402
+
+PARITY_ATOL = 1e-5
+FAST = {"max_epochs": 1, "batch_size": 256, "verbose": False}
+
+
+def _random_torch_net(mode: str, layers: int, seed: int) -> CNNBiLSTMNet:
+    """A network with every weight, batch-norm statistic included, away from its initial value."""
+    torch.manual_seed(seed)
+    kwargs = CNNBiLSTMDetector(mode=mode, lstm_layers=layers).module_kwargs()
+    net = CNNBiLSTMNet(24, 5, **kwargs).eval()
+    with torch.no_grad():
+        for name, value in net.state_dict().items():
+            if name.endswith("running_var"):
+                value.uniform_(0.5, 2.0)
+            elif value.is_floating_point():
+                value.normal_(0.0, 0.3)
+    return net
+
+
+@pytest.mark.parametrize("mode,layers", [("flow", 1), ("window", 2)])
+def test_layout_round_trip_is_exact(mode, layers):
+    tnet = _random_torch_net(mode, layers, seed=3)
+    state = {k: v.numpy().copy() for k, v in tnet.state_dict().items() if not k.endswith("num_batches_tracked")}
+
+    ms_state = torch_layout_to_mindspore(state)
+    assert ms_state["features.0.conv.weight"].shape == state["features.0.conv.weight"].shape[:2] + (1, 3)
+    assert "features.1.bn.moving_variance" in ms_state and "features.1.bn.running_var" not in ms_state
+    back = mindspore_layout_to_torch(ms_state)
+    assert back.keys() == state.keys()
+    assert all(np.array_equal(back[k], state[k]) and back[k].dtype == state[k].dtype for k in state)
+
+    # Through a real MindSpore network: its parameter names are what the conversion produces.
+    net = network_classes().MindSporeCNNBiLSTMNet(24, 5, **CNNBiLSTMDetector(mode=mode, lstm_layers=layers).module_kwargs())
+    assert set(net.parameters_dict()) == set(ms_state)
+    load_canonical_state(net, state)
+    again = canonical_state(net)
+    assert again.keys() == state.keys() and all(np.array_equal(again[k], state[k]) for k in state)
+
+
+def test_native_and_fast_cells_share_parameters_and_outputs():
+    tnet = _random_torch_net("flow", 1, seed=5)
+    state = {k: v.numpy() for k, v in tnet.state_dict().items() if not k.endswith("num_batches_tracked")}
+    kwargs = CNNBiLSTMDetector().module_kwargs()
+    x = np.random.default_rng(0).normal(size=(64, 24)).astype(np.float32)
+    with torch.no_grad():
+        expected = tnet(torch.from_numpy(x)).numpy()
+    import mindspore as ms
+
+    for conv, lstm in (("matmul", "unrolled"), ("native", "native")):
+        net = network_classes().MindSporeCNNBiLSTMNet(24, 5, conv=conv, lstm=lstm, **kwargs)
+        load_canonical_state(net, state)
+        net.set_train(False)
+        logits = make_forward(net)(ms.Tensor(x)).asnumpy()
+        assert np.abs(logits - expected).max() <= PARITY_ATOL, (conv, lstm)
+
+
+def test_weights_that_do_not_fit_are_named():
+    net = network_classes().MindSporeCNNBiLSTMNet(24, 5, **CNNBiLSTMDetector().module_kwargs())
+    state = canonical_state(net)
+    state.pop("out.bias")
+    state["hidden.weight"] = state["hidden.weight"][:, :3]
+    with pytest.raises(ValueError, match=r"out\.bias.*hidden\.weight"):
+        load_canonical_state(net, state)
+
+
+# ---- a PyTorch-trained model, served by MindSpore ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def torch_models(sample_frame, tmp_path_factory):
+    """PyTorch-trained, saved models on the real sample slice, one per input mode, made when first asked for."""
+    made = {}
+
+    def get(mode):
+        if mode not in made:
+            det = CNNBiLSTMDetector(mode=mode, random_state=1, **FAST).fit(sample_frame.iloc[:3000])
+            made[mode] = det, save_model(det, tmp_path_factory.mktemp(f"torch-{mode}") / "model")
+        return made[mode]
+
+    return get
+
+
+@pytest.mark.parametrize("mode", ["flow", "window"])
+def test_parity_on_real_flows(torch_models, mode, sample_frame):
+    """Same weights, same class probabilities: PyTorch-trained, scored in both backends."""
+    torch_det, path = torch_models(mode)
+    ms_det = load_mindspore_model(path)
+    assert isinstance(ms_det, MindSporeCNNBiLSTMDetector) and ms_det.mode == torch_det.mode
+    assert list(ms_det.classes_) == list(torch_det.classes_) and ms_det.threshold_ == torch_det.threshold_
+    expected = torch_det.predict_proba(sample_frame)
+    got = ms_det.predict_proba(sample_frame)
+    assert got.shape == expected.shape == (len(sample_frame), len(torch_det.classes_))
+    diff = float(np.abs(got - expected).max())
+    assert diff <= PARITY_ATOL, f"max |P_mindspore - P_torch| = {diff:.2e}"
+    assert (ms_det.predict(sample_frame) == torch_det.predict(sample_frame)).mean() > 0.999
+    # Odd batch sizes are padded to a compiled shape and cut back.
+    np.testing.assert_allclose(ms_det.predict_proba(sample_frame.iloc[:37]), expected[:37], atol=PARITY_ATOL)
+
+
+# ---- a MindSpore-trained model, served by PyTorch ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_synthetic(synthetic):
+    return synthetic.iloc[:1500].reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def ms_trained(small_synthetic):
+    return MindSporeCNNBiLSTMDetector(max_epochs=3, batch_size=256, verbose=False, random_state=0).fit(small_synthetic)
+
+
+def test_mindspore_training_reduces_loss(ms_trained, small_synthetic):
+    losses = [h["train_loss"] for h in ms_trained.history_]
+    assert len(losses) >= 2 and losses[-1] < losses[0]
+    assert ms_trained.best_epoch_ in {h["epoch"] for h in ms_trained.history_}
+    proba = ms_trained.predict_proba(small_synthetic)
+    assert proba.shape == (len(small_synthetic), len(ms_trained.classes_))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    scores = ms_trained.decision_function(small_synthetic)
+    assert ((scores >= 0) & (scores <= 1)).all()
+    assert (ms_trained.predict(small_synthetic) == small_synthetic["Attack"].to_numpy()).mean() > 0.5
+
+
+def test_mindspore_starts_where_torch_starts(ms_trained, small_synthetic):
+    """Same seed, same initial weights and loop: the first epoch's loss is close to the PyTorch backend's."""
+    torch_det = CNNBiLSTMDetector(**ms_trained.get_params()).set_params(max_epochs=1).fit(small_synthetic)
+    assert abs(ms_trained.history_[0]["train_loss"] - torch_det.history_[0]["train_loss"]) < 0.05
+
+
+def test_mindspore_window_mode_trains(synthetic):
+    det = MindSporeCNNBiLSTMDetector(mode="window", window=4, max_epochs=1, batch_size=256, verbose=False)
+    det.fit(synthetic.iloc[:800])
+    assert det.predict_proba(synthetic.iloc[:50]).shape == (50, len(det.classes_))
+
+
+def test_mindspore_model_loads_in_torch_and_back(ms_trained, small_synthetic, tmp_path):
+    path = save_model(ms_trained, tmp_path / "model")
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["backend"] == "mindspore"
+    assert manifest["estimator"] == "CNNBiLSTMDetector" and manifest["architecture"]["network"] == "CNNBiLSTMNet"
+    assert "mindspore" in manifest["versions"]
+    expected = ms_trained.predict_proba(small_synthetic)
+
+    torch_det = load_model(path)
+    assert isinstance(torch_det, CNNBiLSTMDetector) and not isinstance(torch_det, MindSporeCNNBiLSTMDetector)
+    assert np.abs(torch_det.predict_proba(small_synthetic) - expected).max() <= PARITY_ATOL
+
+    again = load_mindspore_model(path)
+    assert np.abs(again.predict_proba(small_synthetic) - expected).max() <= PARITY_ATOL
+
+
+def test_only_cnn_bilstm_models_load_in_mindspore(ms_trained, tmp_path):
+    path = save_model(ms_trained, tmp_path / "model")
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["estimator"] = "ExtraTreesDetector"
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelLoadError, match="CNN-BiLSTM models only"):
+        load_mindspore_model(path)
+
+
+# ---- the command line ----------------------------------------------------------------------------
+
+
+def test_cli_evaluate_and_detect_with_mindspore_backend(torch_models, sample_slice, tmp_path):
+    _, torch_cli_model = torch_models("flow")
+    assert main(["-q", "evaluate", "--model-dir", str(torch_cli_model), "--data", str(sample_slice),
+                 "--report-dir", str(tmp_path / "eval"), "--backend", "mindspore"]) == 0
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["n_flows"] == 6000 and 0.0 <= metrics["accuracy"] <= 1.0
+
+    out = tmp_path / "alerts.csv"
+    assert main(["-q", "detect", str(sample_slice), "--model-dir", str(torch_cli_model), "--output", str(out),
+                 "--format", "csv", "--no-progress", "--backend", "mindspore"]) == 0
+    with open(out, newline="") as fh:
+        scores = np.array([float(r["score"]) for r in csv.DictReader(fh)])
+    flows, _ = read_flows(sample_slice)
+    expected = load_model(torch_cli_model).decision_function(flows)  # the default backend, from the same directory
+    assert len(scores) == 6000
+    np.testing.assert_allclose(scores, expected, atol=PARITY_ATOL)
+
+
+def test_cli_train_with_mindspore_backend(sample_slice, tmp_path):
+    model = tmp_path / "model"
+    assert main(["-q", "train", "--data", str(sample_slice), "--model-dir", str(model), "--epochs", "1",
+                 "--backend", "mindspore", "--no-reference", "--max-rows", "1200",
+                 "--set", "model.batch_size=256"]) == 0
+    manifest = json.loads((model / "manifest.json").read_text())
+    assert manifest["backend"] == "mindspore" and manifest["config"]["run"]["backend"] == "mindspore"
+    # and the default (PyTorch) backend serves it
+    assert main(["-q", "evaluate", "--model-dir", str(model), "--data", str(sample_slice),
+                 "--report-dir", str(tmp_path / "eval")]) == 0
