@@ -155,7 +155,9 @@ class ProgressBar(Callback):
             return
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=trainer.n_train, unit="flow", unit_scale=True, desc=f"epoch {epoch}", leave=False)
+        # disable=None: a bar on a terminal, the per-epoch log line only when output goes to a file
+        self.bar = tqdm(total=trainer.n_train, unit="flow", unit_scale=True, desc=f"epoch {epoch}", leave=False,
+                        disable=None)
 
     def on_batch_end(self, trainer, n_rows, loss):
         if self.bar is not None:
