@@ -114,3 +114,39 @@ def test_detect_on_flows_missing_a_model_column_names_it(trained, sample_frame, 
     sample_frame.drop(columns=["TCP_WIN_MAX_IN"]).iloc[:10].to_csv(path, index=False)
     assert main(["-q", "detect", str(path), "--model-dir", str(trained / "model")]) == 2
     assert "TCP_WIN_MAX_IN" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def portscan():
+    from tests.conftest import data_root
+
+    path = data_root() / "pcaps" / "ppa" / "ppa1e_portscan.pcap"
+    if not path.exists():
+        pytest.skip(f"shared capture not found at {path}; set FLOWSENTINEL_DATA to the shared data folder")
+    pytest.importorskip("nfstream")
+    return path
+
+
+def test_detect_from_a_capture_writes_eve_alerts_and_a_summary(trained, portscan, tmp_path, capsys):
+    out, summary = tmp_path / "eve.jsonl", tmp_path / "summary.json"
+    code = main(["-q", "detect", str(portscan), "--model-dir", str(trained / "model"), "--output", str(out),
+                 "--summary", str(summary), "--no-progress"])
+    assert code == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    stats = json.loads(summary.read_text())
+    assert stats["n_flows"] == len(records) == 29  # a port scan: one small flow per probed port
+    assert stats["n_alerts"] == sum(r["event_type"] == "alert" for r in records)
+    first = records[0]
+    # Timestamps come from the capture, not the clock: this capture is from the 2000s.
+    assert first["timestamp"][:2] == "20" and not first["timestamp"].startswith("2026")
+    assert {"flow_id", "src_ip", "src_port", "dest_ip", "dest_port", "proto"} <= set(first)
+    assert first["flowsentinel"]["model_version"]
+    err = capsys.readouterr().err
+    assert "metering:" in err and "detect:" in err
+
+
+def test_detect_on_a_file_that_is_not_a_capture_nor_flows(trained, tmp_path, capsys):
+    junk = tmp_path / "junk.pcap"
+    junk.write_bytes(b"this is not a capture at all" * 10)
+    assert main(["-q", "detect", str(junk), "--model-dir", str(trained / "model")]) == 2
+    assert "junk.pcap" in capsys.readouterr().err
