@@ -54,11 +54,11 @@ log = logging.getLogger("bench_inference")
 
 #: CNN-BiLSTM sizes tried (constructor arguments); "default" is the current estimator default.
 VARIANTS = {
-    "default (32,64) p4 h32": {},
+    "default (8,16) p6 h16 d32": {},
+    "(32,64) p4 h32 d64": dict(conv_channels=(32, 64), pool=4, lstm_hidden=32, dense=64),
     "(16,32) p4 h16 d32": dict(conv_channels=(16, 32), pool=4, lstm_hidden=16, dense=32),
     "(8,16) p4 h16 d32": dict(conv_channels=(8, 16), pool=4, lstm_hidden=16, dense=32),
     "(16,32) p6 h16 d32": dict(conv_channels=(16, 32), pool=6, lstm_hidden=16, dense=32),
-    "(8,16) p6 h16 d32": dict(conv_channels=(8, 16), pool=6, lstm_hidden=16, dense=32),
     "(16,32) p8 h32 d64": dict(conv_channels=(16, 32), pool=8, lstm_hidden=32, dense=64),
 }
 
