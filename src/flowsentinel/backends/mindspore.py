@@ -58,15 +58,14 @@ import functools
 import logging
 import os
 import re
-import time
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
-from ..models.deep import CNNBiLSTMDetector, _val_metrics, class_weights
-from ..training.loop import BatchSource, BestCheckpoint, EarlyStopping, ProgressBar, Trainer
+from ..models.deep import CNNBiLSTMDetector, _val_metrics
+from ..training.loop import BatchSource, Trainer
 
 __all__ = [
     "INSTALL_HINT",
@@ -588,44 +587,23 @@ class MindSporeCNNBiLSTMDetector(CNNBiLSTMDetector):
         return cached[1]
 
     # ---- training ------------------------------------------------------
-    def fit(self, X: pd.DataFrame, y: Any = None, X_val: pd.DataFrame | None = None, y_val: Any = None):
-        # Mirrors DeepClassifier.fit step for step; only the network, optimizer and step are MindSpore's.
+    # DeepClassifier.fit runs the steps; only seeding, the trainer (optimizer and
+    # compiled step), switching to inference and the forward pass are MindSpore's.
+    def _seed(self) -> None:
         ms = _mindspore(self.num_threads)
         import torch
-        from mindspore.experimental.optim import AdamW
 
-        t0 = time.perf_counter()
         if self.num_threads:
             torch.set_num_threads(int(self.num_threads))
         ms.set_seed(self.random_state)
-        y_all = self._targets(X, y)
-        codes = self._set_classes(y_all)
-        if X_val is None:
-            from ..evaluation.splits import stratified_split
 
-            frac = self.val_fraction
-            part = stratified_split(y_all, (1 - frac, frac, 0.0), seed=self.random_state)
-            val_idx = np.sort(np.concatenate([part.val, part.test]))
-            X_val, codes_val = X.iloc[val_idx].reset_index(drop=True), codes[val_idx]
-            X, codes = X.iloc[part.train].reset_index(drop=True), codes[part.train]
-        else:
-            yv = self._targets(X_val, y_val)
-            index = {c: i for i, c in enumerate(self.classes_)}
-            unknown = sorted(set(yv.tolist()) - set(index))
-            if unknown:
-                raise ValueError(f"validation labels not seen in training: {', '.join(map(str, unknown))}")
-            codes_val = np.asarray([index[v] for v in yv], dtype=np.int64)
-        train_matrix = self._fit_features(X)
-        val_matrix = self.features_.transform(X_val)
-        train_src, val_src = self._source(X, train_matrix), self._source(X_val, val_matrix)
+    def make_trainer(self, weights: np.ndarray | None) -> "MindSporeTrainer":
+        import torch
+        from mindspore.experimental.optim import AdamW
 
-        n_classes = len(self.classes_)
-        self.module_ = self.build_module(train_matrix.shape[1], n_classes)
-        weights = class_weights(codes, n_classes, self.class_weight)
         optimizer = AdamW(self.module_.trainable_params(), lr=self.lr, weight_decay=self.weight_decay)
         val_loss = torch.nn.CrossEntropyLoss(weight=None if weights is None else torch.tensor(weights, dtype=torch.float32))
-        checkpoint = BestCheckpoint("f1_macro")
-        trainer = MindSporeTrainer(
+        return MindSporeTrainer(
             self.module_,
             make_train_step(self.module_, optimizer, weights),
             self._compiled_forward(),
@@ -633,29 +611,18 @@ class MindSporeCNNBiLSTMDetector(CNNBiLSTMDetector):
             _val_metrics,
             batch_size=self.batch_size,
             max_epochs=self.max_epochs,
-            callbacks=[EarlyStopping("f1_macro", self.patience), checkpoint, ProgressBar(self.verbose)],
+            callbacks=self.training_callbacks(),
             seed=self.random_state,
             scheduler=_EpochCosine(optimizer, max(self.max_epochs, 1)),
         )
-        trainer.fit(train_src, codes, val_src, codes_val)
+
+    def _set_eval(self) -> None:
         self.module_.set_train(False)
-        self.history_ = [
-            {
-                "epoch": r.epoch,
-                "train_loss": r.train_loss,
-                "val_loss": r.val_loss,
-                **{f"val_{k}": v for k, v in r.val_metrics.items()},
-                "seconds": r.seconds,
-                "flows_per_s": r.flows_per_s,
-            }
-            for r in trainer.history
-        ]
-        self.best_epoch_ = trainer.best_epoch
-        self.class_weights_ = None if weights is None else weights.tolist()
-        self.threshold_ = 0.5 if self.threshold is None else float(self.threshold)
-        self.fit_seconds_ = time.perf_counter() - t0
-        self.n_train_flows_ = int(len(X))
-        return self
+
+    def _source_proba(self, source) -> np.ndarray:
+        logits = predict_logits(self._compiled_forward(), source)
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return shifted / shifted.sum(axis=1, keepdims=True)
 
     # ---- scoring -------------------------------------------------------
     def logits(self, X: pd.DataFrame, batch_size: int = 4096) -> np.ndarray:

@@ -126,9 +126,40 @@ class DeepClassifier(BaseDetector):
 
     def fit(self, X: pd.DataFrame, y: Any = None, X_val: pd.DataFrame | None = None, y_val: Any = None):
         t0 = time.perf_counter()
-        if self.num_threads:
-            torch.set_num_threads(int(self.num_threads))
-        torch.manual_seed(self.random_state)
+        self._seed()
+        X, codes, train_src, X_val, codes_val, val_src = self._prepare_fit(X, y, X_val, y_val)
+        n_classes = len(self.classes_)
+        weights = class_weights(codes, n_classes, self.class_weight)
+        self.module_ = self.build_module(train_src.X.shape[1], n_classes)
+        trainer = self.make_trainer(weights)
+        trainer.fit(train_src, codes, val_src, codes_val)
+        self._set_eval()
+        self.history_ = [
+            {
+                "epoch": r.epoch,
+                "train_loss": r.train_loss,
+                "val_loss": r.val_loss,
+                **{f"val_{k}": v for k, v in r.val_metrics.items()},
+                "seconds": r.seconds,
+                "flows_per_s": r.flows_per_s,
+            }
+            for r in trainer.history
+        ]
+        self.best_epoch_ = trainer.best_epoch
+        self.class_weights_ = None if weights is None else weights.tolist()
+        if getattr(self, "target_far", None) is not None and self.threshold is None:
+            val_scores = self.scores_from_proba(self._source_proba(val_src))
+            self.threshold_ = self._threshold_from_far(val_scores, self.classes_[codes_val] == "Benign")
+            log.info("alert threshold %.6f meets a false-alarm rate of %s on validation benign flows",
+                     self.threshold_, self.target_far)
+        else:
+            self.threshold_ = 0.5 if self.threshold is None else float(self.threshold)
+        self.fit_seconds_ = time.perf_counter() - t0
+        self.n_train_flows_ = int(len(X))
+        return self
+
+    def _prepare_fit(self, X: pd.DataFrame, y: Any, X_val: pd.DataFrame | None, y_val: Any):
+        """Labels, the validation hold-out, fitted features and batch sources (any backend)."""
         y_all = self._targets(X, y)
         codes = self._set_classes(y_all)
         if X_val is None:
@@ -146,17 +177,22 @@ class DeepClassifier(BaseDetector):
             if unknown:
                 raise ValueError(f"validation labels not seen in training: {', '.join(map(str, unknown))}")
             codes_val = np.asarray([index[v] for v in yv], dtype=np.int64)
-        train_matrix = self._fit_features(X)
-        val_matrix = self.features_.transform(X_val)
-        train_src, val_src = self._source(X, train_matrix), self._source(X_val, val_matrix)
+        train_src = self._source(X, self._fit_features(X))
+        val_src = self._source(X_val, self.features_.transform(X_val))
+        return X, codes, train_src, X_val, codes_val, val_src
 
-        n_classes = len(self.classes_)
-        self.module_ = self.build_module(train_matrix.shape[1], n_classes)
-        weights = class_weights(codes, n_classes, self.class_weight)
+    # The framework-specific steps; another backend overrides these four.
+    def _seed(self) -> None:
+        if self.num_threads:
+            torch.set_num_threads(int(self.num_threads))
+        torch.manual_seed(self.random_state)
+
+    def make_trainer(self, weights: np.ndarray | None) -> Trainer:
+        """The shared loop, with AdamW, a cosine schedule and the class-weighted loss."""
         loss = nn.CrossEntropyLoss(weight=None if weights is None else torch.tensor(weights, dtype=torch.float32))
         optimizer = torch.optim.AdamW(self.module_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(self.max_epochs, 1))
-        trainer = Trainer(
+        return Trainer(
             self.module_,
             loss,
             optimizer,
@@ -167,31 +203,12 @@ class DeepClassifier(BaseDetector):
             seed=self.random_state,
             scheduler=scheduler,
         )
-        trainer.fit(train_src, codes, val_src, codes_val)
+
+    def _set_eval(self) -> None:
         self.module_.eval()
-        self.history_ = [
-            {
-                "epoch": r.epoch,
-                "train_loss": r.train_loss,
-                "val_loss": r.val_loss,
-                **{f"val_{k}": v for k, v in r.val_metrics.items()},
-                "seconds": r.seconds,
-                "flows_per_s": r.flows_per_s,
-            }
-            for r in trainer.history
-        ]
-        self.best_epoch_ = trainer.best_epoch
-        self.class_weights_ = None if weights is None else weights.tolist()
-        if getattr(self, "target_far", None) is not None and self.threshold is None:
-            val_scores = self.scores_from_proba(torch.softmax(torch.from_numpy(predict_logits(self.module_, val_src)), 1).numpy())
-            self.threshold_ = self._threshold_from_far(val_scores, self.classes_[codes_val] == "Benign")
-            log.info("alert threshold %.6f meets a false-alarm rate of %s on validation benign flows",
-                     self.threshold_, self.target_far)
-        else:
-            self.threshold_ = 0.5 if self.threshold is None else float(self.threshold)
-        self.fit_seconds_ = time.perf_counter() - t0
-        self.n_train_flows_ = int(len(X))
-        return self
+
+    def _source_proba(self, source) -> np.ndarray:
+        return torch.softmax(torch.from_numpy(predict_logits(self.module_, source)), dim=1).numpy()
 
     # ---- scoring ---------------------------------------------------------
     def logits(self, X: pd.DataFrame, batch_size: int = 4096) -> np.ndarray:
