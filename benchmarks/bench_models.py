@@ -21,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from flowsentinel.benchmarking import add_benchmark_arguments, run_benchmark_cli  # noqa: E402
+from flowsentinel.benchmarking import add_benchmark_arguments, benchmark_from_args, summary_text  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         f"machine: {platform.machine()}, {os.cpu_count()} CPU(s), Python {platform.python_version()}, "
         f"torch {torch.__version__} ({torch.get_num_threads()} threads)\n"
     )
-    return run_benchmark_cli(args)
+    print(summary_text(benchmark_from_args(args)))
+    return 0
 
 
 if __name__ == "__main__":

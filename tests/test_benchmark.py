@@ -8,7 +8,8 @@ import json
 import pytest
 import torch
 
-from flowsentinel.benchmarking import add_benchmark_arguments, markdown_table, run_benchmark, run_benchmark_cli
+from flowsentinel.benchmarking import add_benchmark_arguments, markdown_table, run_benchmark
+from flowsentinel.cli import main
 
 ROW_KEYS = (
     "accuracy", "f1_macro", "f1_weighted", "recall", "false_alarm_rate", "roc_auc", "train_s", "flows_per_s",
@@ -60,11 +61,10 @@ def test_smoke_run_on_synthetic_flows(synthetic, tmp_path):
 
 def test_cli_on_the_real_sample(sample_slice, tmp_path, capsys):
     pytest.importorskip("lightgbm", reason="LightGBM is the optional 'baselines' extra")
-    parser = add_benchmark_arguments(argparse.ArgumentParser())
-    args = parser.parse_args(["--models", "lightgbm,isolationforest", "--data", str(sample_slice), "--protocols", "paper",
-                              "--max-rows", "4000", "--n-jobs", "1", "--latency-calls", "5", "--out-dir", str(tmp_path),
-                              "--no-progress"])
-    assert run_benchmark_cli(args) == 0
+    argv = ["--models", "lightgbm,isolationforest", "--data", str(sample_slice), "--protocols", "paper",
+            "--max-rows", "4000", "--n-jobs", "1", "--latency-calls", "5", "--out-dir", str(tmp_path), "--no-progress"]
+    add_benchmark_arguments(argparse.ArgumentParser()).parse_args(argv)  # the library's parser takes the same line
+    assert main(["-q", "benchmark", *argv]) == 0
     out = capsys.readouterr().out
     assert "| paper | lightgbm |" in out and "| paper | isolationforest |" in out
     assert "SYNTHETIC" not in out

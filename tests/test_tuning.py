@@ -9,7 +9,8 @@ import pytest
 optuna = pytest.importorskip("optuna")
 
 from flowsentinel.config import ExperimentConfig, load_config  # noqa: E402
-from flowsentinel.tuning import TuneConfig, add_tune_arguments, run_tune_cli, tune  # noqa: E402
+from flowsentinel.cli import main  # noqa: E402
+from flowsentinel.tuning import TuneConfig, add_tune_arguments, tune  # noqa: E402
 
 # One thread: the test machines are small and shared; two threads contend.
 CFG = ExperimentConfig(model={"num_threads": 1})
@@ -57,11 +58,12 @@ def test_cli_arguments(tmp_path, synthetic, monkeypatch, capsys):
 
     data = tmp_path / "flows.csv"
     synthetic.iloc[:1000].to_csv(data, index=False)
+    argv = ["--data", str(data), "--trials", "1", "--epochs", "1", "--set", "model.num_threads=1",
+            "--storage", f"sqlite:///{tmp_path}/cli.db", "--out", str(tmp_path / "cli.toml")]
     parser = argparse.ArgumentParser()
     add_tune_arguments(parser)
-    args = parser.parse_args(["--data", str(data), "--trials", "1", "--epochs", "1", "--set", "model.num_threads=1",
-                              "--storage", f"sqlite:///{tmp_path}/cli.db", "--out", str(tmp_path / "cli.toml")])
-    assert run_tune_cli(args) == 0
+    args = parser.parse_args(argv)
+    assert main(["-q", "tune", *argv]) == 0
     assert "config:" in capsys.readouterr().out
     assert load_config(tmp_path / "cli.toml").run.data == str(data)
     assert tuning.TuneConfig().study_name == args.study_name

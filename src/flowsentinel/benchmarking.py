@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -53,6 +52,7 @@ import pandas as pd
 
 from .evaluation.metrics import compute_metrics
 from .evaluation.splits import PROTOCOLS, make_split
+from .evaluation.report import jsonable
 from .features import FeatureConfig, input_columns
 from .models.base import binary_labels
 from .schema import ATTACK_COLUMN, BENIGN_CLASS, detect_schema
@@ -60,7 +60,8 @@ from .schema import ATTACK_COLUMN, BENIGN_CLASS, detect_schema
 __all__ = [
     "run_benchmark",
     "add_benchmark_arguments",
-    "run_benchmark_cli",
+    "benchmark_from_args",
+    "summary_text",
     "build_model",
     "measure_speed",
     "model_size",
@@ -436,24 +437,12 @@ def _plot(result: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return _jsonable(obj.item())
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    return obj
-
-
 def _write(out: Path, result: dict[str, Any]) -> dict[str, str]:
     out.mkdir(parents=True, exist_ok=True)
     png = _plot(result, out / "benchmark.png")
     files = {"markdown": str(out / "benchmark.md"), "json": str(out / "benchmark.json"), "png": str(png)}
     (out / "benchmark.md").write_text(_markdown(result, png.name))
-    (out / "benchmark.json").write_text(json.dumps(_jsonable({**result, "files": files}), indent=2))
+    (out / "benchmark.json").write_text(json.dumps(jsonable({**result, "files": files}), indent=2))
     log.info("benchmark written to %s", out)
     return files
 
@@ -480,9 +469,9 @@ def add_benchmark_arguments(parser: argparse.ArgumentParser) -> argparse.Argumen
     return parser
 
 
-def run_benchmark_cli(args: argparse.Namespace) -> int:
-    """Run the benchmark from parsed arguments; the table goes to standard output."""
-    result = run_benchmark(
+def benchmark_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the benchmark from the arguments of :func:`add_benchmark_arguments`."""
+    return run_benchmark(
         args.models,
         data=args.data,
         protocols=tuple(p.strip() for p in args.protocols.split(",") if p.strip()),
@@ -496,9 +485,9 @@ def run_benchmark_cli(args: argparse.Namespace) -> int:
         latency_calls=args.latency_calls,
         synthetic_flows=args.synthetic_flows,
     )
-    # This is the command's own output, not logging.
-    out = sys.stdout
-    out.write(("[SYNTHETIC DATA] " if result["synthetic"] else "") + f"{result['title']}: {result['data']}\n")
-    out.write(markdown_table(result))
-    out.write(f"written: {', '.join(result['files'].values())}\n")
-    return 0
+
+
+def summary_text(result: dict[str, Any]) -> str:
+    """The title line, the table and the files written, for the command line."""
+    return (("[SYNTHETIC DATA] " if result["synthetic"] else "") + f"{result['title']}: {result['data']}\n"
+            + markdown_table(result) + f"written: {', '.join(result['files'].values())}")

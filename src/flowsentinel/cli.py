@@ -226,6 +226,21 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from .benchmarking import benchmark_from_args, summary_text
+
+    print(summary_text(benchmark_from_args(args)))
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from .tuning import tune_from_args
+
+    result = tune_from_args(args)
+    print(result.summary())
+    return 0 if result.config_path else 1
+
+
 def cmd_meter(args: argparse.Namespace) -> int:
     from .metering.cli import run_meter
 
@@ -289,16 +304,16 @@ def build_parser() -> argparse.ArgumentParser:
     i.set_defaults(func=cmd_info)
 
     b = sub.add_parser("benchmark", help="train and compare every baseline on the same paper and dedup splits")
-    from .benchmarking import add_benchmark_arguments, run_benchmark_cli
+    from .benchmarking import add_benchmark_arguments
 
     add_benchmark_arguments(b)
-    b.set_defaults(func=run_benchmark_cli)
+    b.set_defaults(func=cmd_benchmark)
 
-    from .tuning import add_tune_arguments, run_tune_cli
+    from .tuning import add_tune_arguments
 
     tu = sub.add_parser("tune", help="search the CNN-BiLSTM's hyperparameters with Optuna and write the best config")
     add_tune_arguments(tu)
-    tu.set_defaults(func=run_tune_cli)
+    tu.set_defaults(func=cmd_tune)
 
     m = sub.add_parser("meter", help="turn a capture or interface into NF flows")
     try:

@@ -46,7 +46,7 @@ __all__ = [
     "tune",
     "write_config_toml",
     "add_tune_arguments",
-    "run_tune_cli",
+    "tune_from_args",
 ]
 
 log = logging.getLogger(__name__)
@@ -110,6 +110,17 @@ class TuneResult:
     best_model: dict[str, Any]
     config_path: str | None
     seconds: float
+
+    def summary(self) -> str:
+        """What a run found, as lines of text for the command line."""
+        lines = [f"study {self.study_name!r} ({self.storage}): {self.n_trials} trials, "
+                 f"{self.n_complete} complete, {self.n_pruned} pruned, {self.seconds:.0f} s this run"]
+        if self.config_path is None:
+            return "\n".join(lines + ["no trial completed: no config written"])
+        lines += [f"best validation {MONITOR}: {self.best_value:.4f}",
+                  f"best model: {_describe(self.best_model)}",
+                  f"config: {self.config_path}  (train with: flowsentinel train --config {self.config_path})"]
+        return "\n".join(lines)
 
 
 def suggest_params(trial) -> dict[str, Any]:
@@ -377,21 +388,12 @@ def _overrides(args: argparse.Namespace) -> list[str]:
     return out
 
 
-def run_tune_cli(args: argparse.Namespace) -> int:
-    """Run ``flowsentinel tune`` from parsed arguments; prints the outcome."""
+def tune_from_args(args: argparse.Namespace) -> TuneResult:
+    """Run a study from the arguments of :func:`add_tune_arguments`."""
     from .config import load_config
 
     cfg = load_config(getattr(args, "config", None), _overrides(args))
     tune_cfg = TuneConfig(n_trials=args.trials, timeout_s=args.timeout, storage=args.storage,
                           study_name=args.study_name, out_config=args.out, max_epochs=args.epochs,
                           seed=cfg.run.seed)
-    result = tune(cfg, tune_cfg)
-    print(f"study {result.study_name!r} ({result.storage}): {result.n_trials} trials, "
-          f"{result.n_complete} complete, {result.n_pruned} pruned, {result.seconds:.0f} s this run")
-    if result.config_path is None:
-        print("no trial completed: no config written")
-        return 1
-    print(f"best validation {MONITOR}: {result.best_value:.4f}")
-    print(f"best model: {_describe(result.best_model)}")
-    print(f"config: {result.config_path}  (train with: flowsentinel train --config {result.config_path})")
-    return 0
+    return tune(cfg, tune_cfg)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["write_report", "markdown_report", "plot_confusion", "plot_curves", "plot_history"]
+__all__ = ["jsonable", "write_report", "markdown_report", "plot_confusion", "plot_curves", "plot_history"]
 
 log = logging.getLogger(__name__)
 
@@ -161,13 +161,14 @@ def plot_history(history: list[dict], path: Path, title: str) -> Path:
     return path
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
+    """Plain JSON values: numpy scalars and arrays unwrapped, NaN and infinity as null."""
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, np.generic):
-        return obj.item()
+        return jsonable(obj.item())
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     if isinstance(obj, float) and not np.isfinite(obj):
@@ -189,7 +190,7 @@ def write_report(out_dir: str | Path, result: dict[str, Any], curves: dict | Non
         plots.append(plot_history(result["history"], out / "training_curves.png", title))
     result = {**result, "plots": [str(p) for p in plots]}
     payload = {**result["metrics"], **{k: v for k, v in result.items() if k != "metrics"}}
-    (out / "metrics.json").write_text(json.dumps(_jsonable(payload), indent=2))
+    (out / "metrics.json").write_text(json.dumps(jsonable(payload), indent=2))
     (out / "report.md").write_text(markdown_report(result))
     log.info("report written to %s", out)
     return {"metrics": out / "metrics.json", "report": out / "report.md", **{p.stem: p for p in plots}}
