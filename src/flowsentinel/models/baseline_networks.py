@@ -30,7 +30,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .networks import ConvBlock, sequence_shape
+from .networks import conv_stack, sequence_shape
 
 __all__ = ["DNNNet", "CNNNet", "LSTMNet", "CNNLSTMNet", "CNNGRUNet", "TCNNet", "TemporalBlock"]
 
@@ -99,12 +99,7 @@ class CNNNet(nn.Module):
     ):
         super().__init__()
         self.mode = mode
-        channels, length = sequence_shape(n_features, mode, window)
-        blocks = []
-        for out in conv_channels:
-            p = pool if length >= pool else 1
-            blocks.append(ConvBlock(channels, out, kernel_size, p, dropout))
-            channels, length = out, length // p
+        blocks, channels, _ = conv_stack(n_features, mode, window, conv_channels, kernel_size, pool, dropout)
         self.features = nn.Sequential(*blocks)
         self.head = _head(2 * channels, dense, n_classes, dropout)
 
@@ -163,12 +158,7 @@ class _ConvRecurrentNet(nn.Module):
     ):
         super().__init__()
         self.mode = mode
-        channels, length = sequence_shape(n_features, mode, window)
-        blocks = []
-        for out in conv_channels:
-            p = pool if length >= pool else 1
-            blocks.append(ConvBlock(channels, out, kernel_size, p, dropout))
-            channels, length = out, length // p
+        blocks, channels, _ = conv_stack(n_features, mode, window, conv_channels, kernel_size, pool, dropout)
         self.features = nn.Sequential(*blocks)
         self.rnn = self.cell(channels, hidden, batch_first=True)
         self.head = _head(hidden, dense, n_classes, dropout)

@@ -24,7 +24,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-__all__ = ["ConvBlock", "CNNBiLSTMNet", "sequence_shape"]
+__all__ = ["ConvBlock", "CNNBiLSTMNet", "conv_stack", "sequence_shape"]
 
 
 def sequence_shape(n_features: int, mode: str, window: int) -> tuple[int, int]:
@@ -53,6 +53,27 @@ class ConvBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.drop(self.pool(self.act(self.bn(self.conv(x)))))
+
+
+def conv_stack(
+    n_features: int, mode: str, window: int, conv_channels: Sequence[int], kernel_size: int, pool: int, dropout: float
+) -> tuple[list[ConvBlock], int, int]:
+    """The convolution blocks every convolutional network here starts with.
+
+    Returns the blocks and the (channels, length) of their output; a block
+    pools only while the sequence is at least ``pool`` long.
+
+    >>> blocks, channels, length = conv_stack(70, "flow", 8, (8, 16), 3, 6, 0.0)
+    >>> len(blocks), channels, length
+    (2, 16, 1)
+    """
+    channels, length = sequence_shape(n_features, mode, window)
+    blocks = []
+    for out in conv_channels:
+        p = pool if length >= pool else 1
+        blocks.append(ConvBlock(channels, out, kernel_size, p, dropout))
+        channels, length = out, length // p
+    return blocks, channels, length
 
 
 class CNNBiLSTMNet(nn.Module):
@@ -93,14 +114,8 @@ class CNNBiLSTMNet(nn.Module):
     ):
         super().__init__()
         self.mode = mode
-        channels, length = sequence_shape(n_features, mode, window)
-        blocks = []
-        for out in conv_channels:
-            p = pool if length >= pool else 1
-            blocks.append(ConvBlock(channels, out, kernel_size, p, dropout))
-            channels, length = out, length // p
+        blocks, channels, self.seq_len = conv_stack(n_features, mode, window, conv_channels, kernel_size, pool, dropout)
         self.features = nn.ModuleList(blocks)
-        self.seq_len = length
         self.lstm = nn.LSTM(
             channels,
             lstm_hidden,
