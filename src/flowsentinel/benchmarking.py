@@ -50,11 +50,9 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .evaluation.metrics import compute_metrics
 from .evaluation.splits import PROTOCOLS, make_split
 from .evaluation.report import jsonable
 from .features import FeatureConfig, input_columns
-from .models.base import binary_labels
 from .schema import ATTACK_COLUMN, BENIGN_CLASS, detect_schema
 
 __all__ = [
@@ -253,6 +251,8 @@ def run_benchmark(
     if ATTACK_COLUMN not in flows.columns:
         raise ValueError(f"the benchmark needs labelled flows: the table has no {ATTACK_COLUMN!r} column")
     y_attack = flows[ATTACK_COLUMN].to_numpy(dtype=object)
+    from .models.base import binary_labels  # scikit-learn loads here, not when the CLI starts
+
     y_task = binary_labels(y_attack) if task == "binary" else y_attack
     all_classes = [BENIGN_CLASS] + sorted(set(y_attack.tolist()) - {BENIGN_CLASS})
     feature_columns = input_columns(detect_schema(list(flows.columns)), FeatureConfig())
@@ -313,6 +313,9 @@ def _benchmark_one(name, protocol, train, val, test, y_test_attack, all_classes,
     scores = det.scores_from_proba(proba)
     pred = det.labels_from_proba(proba)
     binary = kind == "unsupervised" or task == "binary"
+    from .evaluation.metrics import compute_metrics
+    from .models.base import binary_labels
+
     truth = binary_labels(y_test_attack) if binary else y_test_attack
     metrics = compute_metrics(truth, pred, scores, majority_class=None if binary else majority)
     speed = measure_speed(det, test, repeats=repeats, latency_calls=latency_calls)
