@@ -21,6 +21,10 @@ def test_default_toml_states_the_real_defaults():
     params = CNNBiLSTMDetector().get_params()
     for key, value in cfg.model.items():
         assert params[key] == value, key
+    # Every model parameter is stated, except those set elsewhere or per run.
+    elsewhere = {"task", "feature_config", "random_state", "verbose", "num_threads", "time_column", "threshold",
+                 "target_far"}
+    assert set(params) - set(cfg.model) - elsewhere == set()
 
 
 def test_overrides_win_over_the_file(tmp_path):

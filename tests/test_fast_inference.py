@@ -56,6 +56,13 @@ def test_flow_export_matches_torch_on_real_flows(flow_model, sample_frame, tmp_p
     assert not flow_model.module_.training
 
 
+def test_binned_export_matches_torch(sample_frame):
+    binned = CNNBiLSTMDetector(input_bins=16, max_epochs=1, verbose=False, num_threads=1).fit(sample_frame.iloc[:2000])
+    fast = fast_detector(binned, InferenceConfig(engine="onnx"))
+    assert fast.engine_ == "onnx"
+    assert max_abs_diff(binned, fast, sample_frame) <= PARITY
+
+
 def test_batch_axis_is_dynamic(flow_model, sample_frame):
     fast = fast_detector(flow_model, InferenceConfig(engine="onnx", batch_size=7))
     one = fast.predict_proba(sample_frame.iloc[:1])

@@ -108,19 +108,22 @@ def torch_models(sample_frame, tmp_path_factory):
 
     def get(mode):
         if mode not in made:
-            det = CNNBiLSTMDetector(mode=mode, random_state=1, **FAST).fit(sample_frame.iloc[:3000])
+            base, _, binned = mode.partition("-")
+            det = CNNBiLSTMDetector(mode=base, input_bins=16 if binned else 0, random_state=1, **FAST)
+            det.fit(sample_frame.iloc[:3000])
             made[mode] = det, save_model(det, tmp_path_factory.mktemp(f"torch-{mode}") / "model")
         return made[mode]
 
     return get
 
 
-@pytest.mark.parametrize("mode", ["flow", "window"])
+@pytest.mark.parametrize("mode", ["flow", "window", "flow-binned", "window-binned"])
 def test_parity_on_real_flows(torch_models, mode, sample_frame):
     """Same weights, same class probabilities: PyTorch-trained, scored in both backends."""
     torch_det, path = torch_models(mode)
     ms_det = load_mindspore_model(path)
     assert isinstance(ms_det, MindSporeCNNBiLSTMDetector) and ms_det.mode == torch_det.mode
+    assert ms_det.input_bins == torch_det.input_bins
     assert list(ms_det.classes_) == list(torch_det.classes_) and ms_det.threshold_ == torch_det.threshold_
     expected = torch_det.predict_proba(sample_frame)
     got = ms_det.predict_proba(sample_frame)
@@ -183,6 +186,16 @@ def test_mindspore_model_loads_in_torch_and_back(ms_trained, small_synthetic, tm
 
     again = load_mindspore_model(path)
     assert np.abs(again.predict_proba(small_synthetic) - expected).max() <= PARITY_ATOL
+
+
+def test_binned_mindspore_model_fits_its_edges_and_loads_in_torch(small_synthetic, tmp_path):
+    det = MindSporeCNNBiLSTMDetector(input_bins=8, max_epochs=1, batch_size=256, verbose=False).fit(small_synthetic)
+    edges = det.canonical_state()["encoding.edges"]
+    assert edges.shape == (len(det.features_.output_names_), 9) and not np.allclose(edges, 0.0)
+    expected = det.predict_proba(small_synthetic)
+    torch_det = load_model(save_model(det, tmp_path / "model"))
+    assert np.array_equal(torch_det.module_.encoding.edges.numpy(), edges)
+    assert np.abs(torch_det.predict_proba(small_synthetic) - expected).max() <= PARITY_ATOL
 
 
 def test_only_cnn_bilstm_models_load_in_mindspore(ms_trained, tmp_path):

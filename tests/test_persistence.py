@@ -13,9 +13,11 @@ from flowsentinel.models.deep import CNNBiLSTMDetector
 from flowsentinel.persistence import ModelLoadError, load_model, read_manifest, save_model
 
 
-@pytest.fixture(scope="module", params=["flow", "window"])
+@pytest.fixture(scope="module", params=["flow", "window", "flow-binned"])
 def fitted(request, sample_frame):
-    det = CNNBiLSTMDetector(mode=request.param, window=4, max_epochs=1, verbose=False, random_state=1)
+    mode, _, binned = request.param.partition("-")
+    det = CNNBiLSTMDetector(mode=mode, window=4, input_bins=8 if binned else 0, max_epochs=1, verbose=False,
+                            random_state=1)
     return det.fit(sample_frame.iloc[:4000])
 
 

@@ -191,13 +191,14 @@ def network_classes():
     """The MindSpore cells, defined on first use (they subclass ``mindspore.nn.Cell``).
 
     Returns a namespace with ``MatmulConv1d``, ``UnrolledBiLSTM``,
-    ``ConvBlock`` and ``MindSporeCNNBiLSTMNet``.
+    ``ConvBlock``, ``BinEncoding`` and ``MindSporeCNNBiLSTMNet``.
     """
     import types
 
     _mindspore()
     from mindspore import Parameter, ParameterTuple, Tensor, nn, ops
 
+    from ..models.networks import BinEncoding as TorchBinEncoding
     from ..models.networks import sequence_shape
 
     class MatmulConv1d(nn.Cell):
@@ -316,6 +317,21 @@ def network_classes():
             # ReLU after pooling: the same result (both are monotone) on a tensor `pool` times smaller.
             return self.drop(self.act(y))
 
+    class BinEncoding(nn.Cell):
+        """:class:`~flowsentinel.models.networks.BinEncoding`: the value, then its share of each quantile bin."""
+
+        def __init__(self, n_features, bins):
+            super().__init__()
+            self.edges = Parameter(Tensor(np.zeros((n_features, bins + 1), np.float32)), name="edges",
+                                   requires_grad=False)
+            self.min_width = float(TorchBinEncoding.MIN_WIDTH)
+
+        def construct(self, x):
+            lo = self.edges[:, :-1]
+            width = ops.clamp(self.edges[:, 1:] - lo, min=self.min_width)
+            share = ops.clamp((x.expand_dims(-1) - lo) / width, 0.0, 1.0)
+            return ops.cat((x.expand_dims(-1), share), axis=-1)
+
     class MindSporeCNNBiLSTMNet(nn.Cell):
         """:class:`~flowsentinel.models.networks.CNNBiLSTMNet` in MindSpore.
 
@@ -328,11 +344,14 @@ def network_classes():
         """
 
         def __init__(self, n_features, n_classes, mode="flow", window=8, conv_channels=(32, 64), kernel_size=3,
-                     pool=2, lstm_hidden=64, lstm_layers=1, dense=64, dropout=0.2, conv="matmul", lstm="unrolled"):
+                     pool=2, lstm_hidden=64, lstm_layers=1, dense=64, dropout=0.2, bins=0, conv="matmul",
+                     lstm="unrolled"):
             super().__init__()
             self.mode = mode
             self.flow_mode = mode == "flow"
-            channels, length = sequence_shape(n_features, mode, window)
+            self.binned = bins > 0
+            self.encoding = BinEncoding(n_features, bins) if self.binned else None
+            channels, length = sequence_shape(n_features, mode, window, bins)
             blocks = []
             for out in conv_channels:
                 p = pool if length >= pool else 1
@@ -356,7 +375,12 @@ def network_classes():
 
         def construct(self, x):
             # Channels-last: per-flow (B, F) -> (B, F, 1); windowed (B, W, F) is already (B, L, C).
-            if self.flow_mode:
+            # With the bin encoding: per-flow (B, F, 1+K); windowed (B, W, F*(1+K)), as PyTorch flattens.
+            if self.binned:
+                x = self.encoding(x)
+                if not self.flow_mode:
+                    x = x.reshape(x.shape[0], x.shape[1], -1)
+            elif self.flow_mode:
                 x = x.expand_dims(2)
             for block in self.features:
                 x = block(x)
@@ -369,12 +393,12 @@ def network_classes():
             return self.out(self.head_drop(self.head_act(self.hidden(state))))
 
     return types.SimpleNamespace(MatmulConv1d=MatmulConv1d, UnrolledBiLSTM=UnrolledBiLSTM, ConvBlock=ConvBlock,
-                                 MindSporeCNNBiLSTMNet=MindSporeCNNBiLSTMNet)
+                                 BinEncoding=BinEncoding, MindSporeCNNBiLSTMNet=MindSporeCNNBiLSTMNet)
 
 
 def __getattr__(name: str):
     # The cells subclass mindspore.nn.Cell, so they exist only once MindSpore is imported.
-    if name in ("MindSporeCNNBiLSTMNet", "ConvBlock", "MatmulConv1d", "UnrolledBiLSTM"):
+    if name in ("MindSporeCNNBiLSTMNet", "ConvBlock", "MatmulConv1d", "UnrolledBiLSTM", "BinEncoding"):
         return getattr(network_classes(), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
@@ -573,6 +597,11 @@ class MindSporeCNNBiLSTMDetector(CNNBiLSTMDetector):
         load_canonical_state(net, _torch_initial_state(n_inputs, n_classes, kwargs, self.random_state))
         net.set_train(False)
         return net
+
+    def _set_input_edges(self, edges: np.ndarray) -> None:
+        from mindspore import Tensor
+
+        self.module_.encoding.edges.set_data(Tensor(np.ascontiguousarray(edges, dtype=np.float32)))
 
     def canonical_state(self) -> dict[str, np.ndarray]:
         """The fitted weights in the canonical (PyTorch state-dict) layout."""

@@ -28,7 +28,7 @@ from ..training.loop import (
     predict_logits,
 )
 from .base import BaseDetector
-from .networks import CNNBiLSTMNet
+from .networks import CNNBiLSTMNet, quantile_edges
 
 __all__ = ["DeepClassifier", "CNNBiLSTMDetector", "class_weights"]
 
@@ -61,7 +61,12 @@ def _val_metrics(y: np.ndarray, logits: np.ndarray) -> dict[str, float]:
     return {
         "accuracy": float((pred == y).mean()),
         "f1_macro": float(f1_score(y, pred, average="macro", labels=np.unique(y), zero_division=0)),
+        "f1_weighted": float(f1_score(y, pred, average="weighted", labels=np.unique(y), zero_division=0)),
     }
+
+
+#: Validation metrics that early stopping and the best checkpoint can watch.
+MONITORS = ("f1_macro", "f1_weighted", "accuracy")
 
 
 class DeepClassifier(BaseDetector):
@@ -74,8 +79,10 @@ class DeepClassifier(BaseDetector):
         window, window_key, time_column: the windowing ("time-series
             reconstruction"); ``time_column=None`` uses
             ``FLOW_START_MILLISECONDS`` where the table has it, else table order.
-        batch_size, max_epochs, patience: training length; early stopping
-            watches validation macro-F1.
+        batch_size, max_epochs, patience: training length.
+        monitor: the validation metric that early stopping and the best
+            checkpoint watch: ``f1_macro`` (default), ``f1_weighted`` or
+            ``accuracy``.
         lr, weight_decay: AdamW.
         class_weight: ``balanced``, ``sqrt`` or ``none`` (see :func:`class_weights`).
         val_fraction: share of the training rows held out for early stopping
@@ -122,7 +129,10 @@ class DeepClassifier(BaseDetector):
     # ---- training --------------------------------------------------------
     def training_callbacks(self) -> list:
         """Callbacks of one ``fit``, in order; subclasses add their own (tuning adds pruning)."""
-        return [EarlyStopping("f1_macro", self.patience), BestCheckpoint("f1_macro"), ProgressBar(self.verbose)]
+        monitor = getattr(self, "monitor", "f1_macro")
+        if monitor not in MONITORS:
+            raise ValueError(f"monitor must be one of {', '.join(MONITORS)}, got {monitor!r}")
+        return [EarlyStopping(monitor, self.patience), BestCheckpoint(monitor), ProgressBar(self.verbose)]
 
     def fit(self, X: pd.DataFrame, y: Any = None, X_val: pd.DataFrame | None = None, y_val: Any = None):
         t0 = time.perf_counter()
@@ -131,6 +141,9 @@ class DeepClassifier(BaseDetector):
         n_classes = len(self.classes_)
         weights = class_weights(codes, n_classes, self.class_weight)
         self.module_ = self.build_module(train_src.X.shape[1], n_classes)
+        bins = int(getattr(self, "input_bins", 0) or 0)
+        if bins > 0:
+            self._set_input_edges(quantile_edges(train_src.X, bins))
         trainer = self.make_trainer(weights)
         trainer.fit(train_src, codes, val_src, codes_val)
         self._set_eval()
@@ -186,6 +199,11 @@ class DeepClassifier(BaseDetector):
         if self.num_threads:
             torch.set_num_threads(int(self.num_threads))
         torch.manual_seed(self.random_state)
+
+    def _set_input_edges(self, edges: np.ndarray) -> None:
+        """Fix the bin edges of the network's input encoding (fitted on the training flows)."""
+        with torch.no_grad():
+            self.module_.encoding.edges.copy_(torch.from_numpy(edges))
 
     def make_trainer(self, weights: np.ndarray | None) -> Trainer:
         """The shared loop, with AdamW, a cosine schedule and the class-weighted loss."""
@@ -256,9 +274,11 @@ class CNNBiLSTMDetector(DeepClassifier):
         lstm_layers: int = 1,
         dense: int = 32,
         dropout: float = 0.2,
+        input_bins: int = 0,
         batch_size: int = 512,
         max_epochs: int = 20,
         patience: int = 4,
+        monitor: str = "f1_macro",
         lr: float = 2e-3,
         weight_decay: float = 1e-4,
         class_weight: str = "sqrt",
@@ -283,9 +303,11 @@ class CNNBiLSTMDetector(DeepClassifier):
         self.lstm_layers = lstm_layers
         self.dense = dense
         self.dropout = dropout
+        self.input_bins = input_bins
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.patience = patience
+        self.monitor = monitor
         self.lr = lr
         self.weight_decay = weight_decay
         self.class_weight = class_weight
@@ -307,6 +329,7 @@ class CNNBiLSTMDetector(DeepClassifier):
             "lstm_layers": int(self.lstm_layers),
             "dense": int(self.dense),
             "dropout": float(self.dropout),
+            "bins": int(self.input_bins),
         }
 
     def build_module(self, n_inputs: int, n_classes: int) -> nn.Module:

@@ -24,20 +24,68 @@ from typing import Sequence
 import torch
 from torch import nn
 
-__all__ = ["ConvBlock", "CNNBiLSTMNet", "conv_stack", "sequence_shape"]
+__all__ = ["BinEncoding", "ConvBlock", "CNNBiLSTMNet", "conv_stack", "quantile_edges", "sequence_shape"]
 
 
-def sequence_shape(n_features: int, mode: str, window: int) -> tuple[int, int]:
+def sequence_shape(n_features: int, mode: str, window: int, bins: int = 0) -> tuple[int, int]:
     """(channels, length) that the convolutions see.
 
-    Per-flow: the feature vector is a one-channel sequence. Windowed: each
-    flow's features are channels and the window's flows are the sequence.
+    Per-flow: the feature vector is the sequence, with one channel per input
+    (the value, plus ``bins`` bin channels under :class:`BinEncoding`).
+    Windowed: each flow's encoded features are channels and the window's
+    flows are the sequence.
     """
+    per_value = 1 + bins
     if mode == "flow":
-        return 1, n_features
+        return per_value, n_features
     if mode == "window":
-        return n_features, window
+        return n_features * per_value, window
     raise ValueError(f"mode must be 'flow' or 'window', got {mode!r}")
+
+
+def quantile_edges(matrix, bins: int):
+    """Bin edges per input column, ``(n_features, bins + 1)``: the training quantiles.
+
+    Columns with few distinct values repeat edges; a zero-width bin becomes a
+    step at its edge.
+
+    >>> import numpy as np
+    >>> quantile_edges(np.arange(9.0).reshape(-1, 1), 4).tolist()
+    [[0.0, 2.0, 4.0, 6.0, 8.0]]
+    """
+    import numpy as np
+
+    return np.quantile(np.asarray(matrix, dtype="float64"), np.linspace(0.0, 1.0, bins + 1), axis=0).T.astype(
+        "float32"
+    )
+
+
+class BinEncoding(nn.Module):
+    """Piecewise-linear encoding of each input over its training quantiles.
+
+    Maps every value ``x`` of input ``j`` to ``1 + bins`` channels: ``x``
+    itself, then for each bin ``[lo, hi)`` of ``j`` the share of the bin
+    below ``x``, clipped to [0, 1] (Gorishniy et al. 2022, "On Embeddings
+    for Numerical Features in Tabular Deep Learning"). A network with it can
+    cut an input at many values, as a tree does, instead of seeing one scalar.
+    The edges are a buffer fitted on the training flows
+    (:func:`quantile_edges`) and saved with the weights.
+
+    Input ``(..., n_features)``; output ``(..., n_features, 1 + bins)``.
+    """
+
+    #: Smallest bin width: narrower bins act as a step at their lower edge.
+    MIN_WIDTH = 1e-6
+
+    def __init__(self, n_features: int, bins: int):
+        super().__init__()
+        self.register_buffer("edges", torch.zeros(n_features, bins + 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lo = self.edges[:, :-1]
+        width = torch.clamp(self.edges[:, 1:] - lo, min=self.MIN_WIDTH)
+        share = torch.clamp((x.unsqueeze(-1) - lo) / width, 0.0, 1.0)
+        return torch.cat([x.unsqueeze(-1), share], dim=-1)
 
 
 class ConvBlock(nn.Module):
@@ -56,7 +104,14 @@ class ConvBlock(nn.Module):
 
 
 def conv_stack(
-    n_features: int, mode: str, window: int, conv_channels: Sequence[int], kernel_size: int, pool: int, dropout: float
+    n_features: int,
+    mode: str,
+    window: int,
+    conv_channels: Sequence[int],
+    kernel_size: int,
+    pool: int,
+    dropout: float,
+    bins: int = 0,
 ) -> tuple[list[ConvBlock], int, int]:
     """The convolution blocks every convolutional network here starts with.
 
@@ -67,7 +122,7 @@ def conv_stack(
     >>> len(blocks), channels, length
     (2, 16, 1)
     """
-    channels, length = sequence_shape(n_features, mode, window)
+    channels, length = sequence_shape(n_features, mode, window, bins)
     blocks = []
     for out in conv_channels:
         p = pool if length >= pool else 1
@@ -96,6 +151,9 @@ class CNNBiLSTMNet(nn.Module):
         lstm_layers: stacked LSTM layers.
         dense: hidden units of the head.
         dropout: dropout after each block and in the head.
+        bins: 0 feeds each input as one value; ``bins > 0`` feeds it through
+            :class:`BinEncoding` with that many quantile bins (set the edges
+            with ``net.encoding.edges.copy_(...)`` before training).
     """
 
     def __init__(
@@ -111,10 +169,14 @@ class CNNBiLSTMNet(nn.Module):
         lstm_layers: int = 1,
         dense: int = 64,
         dropout: float = 0.2,
+        bins: int = 0,
     ):
         super().__init__()
         self.mode = mode
-        blocks, channels, self.seq_len = conv_stack(n_features, mode, window, conv_channels, kernel_size, pool, dropout)
+        self.encoding = BinEncoding(n_features, bins) if bins > 0 else None
+        blocks, channels, self.seq_len = conv_stack(
+            n_features, mode, window, conv_channels, kernel_size, pool, dropout, bins
+        )
         self.features = nn.ModuleList(blocks)
         self.lstm = nn.LSTM(
             channels,
@@ -130,7 +192,13 @@ class CNNBiLSTMNet(nn.Module):
         self.out = nn.Linear(dense, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.mode == "flow":
+        if self.encoding is not None:
+            x = self.encoding(x)  # (B, F, 1+K) or (B, W, F, 1+K)
+            if self.mode == "flow":
+                x = x.transpose(1, 2)  # (B, 1+K, F)
+            else:
+                x = x.flatten(2).transpose(1, 2)  # (B, F*(1+K), W)
+        elif self.mode == "flow":
             x = x.unsqueeze(1)  # (B, 1, F)
         else:
             x = x.transpose(1, 2)  # (B, F, W)
