@@ -92,6 +92,8 @@ def test_user_mistakes_exit_2_with_one_line_and_no_traceback(trained, tmp_path, 
         ["detect", str(sample_slice), "--model-dir", str(tmp_path / "no-model")],
         ["train", "--data", str(sample_slice), "--set", "model.nonsense=1", "--model-dir", str(tmp_path / "m")],
         ["train", "--data", str(sample_slice), "--set", "broken", "--model-dir", str(tmp_path / "m")],
+        ["train", "--data", str(sample_slice), "--set", "model.target_far=None", "--model-dir", str(tmp_path / "m")],
+        ["train", "--data", str(sample_slice), "--set", "model.monitor='recall'", "--model-dir", str(tmp_path / "m")],
         ["evaluate", "--model-dir", str(trained / "model"), "--data", str(bad_flows)],
     ]
     for args in cases:

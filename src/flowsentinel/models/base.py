@@ -132,6 +132,15 @@ class BaseDetector(BaseEstimator, ABC):
         labels[scores < self.threshold_] = BENIGN_CLASS
         return labels
 
+    def _check_alert_settings(self) -> None:
+        """Reject a ``threshold`` or ``target_far`` that is not a number in range, before any work."""
+        for name, low, high in (("threshold", 0.0, 1.0), ("target_far", 0.0, 1.0)):
+            value = getattr(self, name, None)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= float(value) <= high:
+                raise ValueError(f"{name} must be a number from {low:g} to {high:g} (or unset), got {value!r}")
+
     def _threshold_from_far(self, scores: np.ndarray, benign: np.ndarray) -> float:
         """The alert threshold: ``threshold`` if set, else one meeting ``target_far``
         on the given (validation) benign flows, else 0.5.
@@ -140,6 +149,7 @@ class BaseDetector(BaseEstimator, ABC):
         benign score that only ``target_far`` of benign validation flows
         exceed, so that share at most is flagged.
         """
+        self._check_alert_settings()
         if self.threshold is not None:
             return float(self.threshold)
         target = getattr(self, "target_far", None)

@@ -136,6 +136,7 @@ class DeepClassifier(BaseDetector):
 
     def fit(self, X: pd.DataFrame, y: Any = None, X_val: pd.DataFrame | None = None, y_val: Any = None):
         t0 = time.perf_counter()
+        self._check_alert_settings()
         self._seed()
         X, codes, train_src, X_val, codes_val, val_src = self._prepare_fit(X, y, X_val, y_val)
         n_classes = len(self.classes_)
