@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: set up, then train and evaluate the CNN-BiLSTM on the NF-BoT-IoT-v2
 # sample (multiclass under the paper and dedup protocols, then binary), each with
-# the Extra Trees reference and the majority baseline beside it.
+# the Extra Trees reference and the majority baseline beside it; then the binary
+# model for metered traffic (configs/meter.toml) and its alerts on the shared captures.
 # Without the shared data folder it runs on clearly labelled synthetic flows.
 # Models go to models/, reports (Markdown, JSON, PNG) to reports/.
 # Extra arguments go to every `flowsentinel train`, e.g. --set model.num_threads=1
@@ -15,5 +16,12 @@ $FS train --protocol dedup --task multiclass \
     --model-dir models/cnn-bilstm-dedup --report-dir reports/dedup-multiclass "$@"
 $FS train --config configs/paper.toml --protocol paper --task binary --set model.target_far=0.02 \
     --model-dir models/cnn-bilstm-binary --report-dir reports/paper-binary "$@"
+$FS train --config configs/meter.toml --protocol paper \
+    --model-dir models/cnn-bilstm-meter --report-dir reports/meter-binary "$@"
 $FS info --model-dir models/cnn-bilstm
+if .venv/bin/python -c "import flowsentinel.config as c, sys; sys.exit(not (c.data_dir() / 'pcaps').is_dir())"; then
+    .venv/bin/python scripts/alerts_on_captures.py --model-dir models/cnn-bilstm-meter
+else
+    echo "main: no shared captures found; skipping the alert counts per capture" >&2
+fi
 echo "main: reports in reports/*/report.md, models in models/" >&2
