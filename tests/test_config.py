@@ -60,3 +60,15 @@ def test_missing_config_file(tmp_path):
 def test_config_serialises_for_the_manifest():
     d = load_config(None, ["features.include_ports=true"]).to_dict()
     assert d["features"]["include_ports"] is True and asdict(FeatureConfig())["log_scale"] is True
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.toml")), ids=lambda p: p.name)
+def test_every_shipped_config_loads_and_builds_a_detector(path):
+    from flowsentinel.training.run import build_detector
+
+    cfg = load_config(path)
+    det = build_detector(cfg)
+    params = det.get_params()
+    assert params["feature_config"] == cfg.features and params["task"] == cfg.run.task
+    assert all(params[key] == value for key, value in cfg.model.items())
+    assert params["monitor"] in ("f1_macro", "f1_weighted", "accuracy")
