@@ -60,6 +60,9 @@ VARIANTS = {
     "(8,16) p4 h16 d32": dict(conv_channels=(8, 16), pool=4, lstm_hidden=16, dense=32),
     "(16,32) p6 h16 d32": dict(conv_channels=(16, 32), pool=6, lstm_hidden=16, dense=32),
     "(16,32) p8 h32 d64": dict(conv_channels=(16, 32), pool=8, lstm_hidden=32, dense=64),
+    "configs/paper.toml network: (32,64) p4 h64 d128 bins32": dict(
+        conv_channels=(32, 64), pool=4, lstm_hidden=64, dense=128, dropout=0.0, input_bins=32
+    ),
 }
 
 
