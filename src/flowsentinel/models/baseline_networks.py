@@ -30,14 +30,9 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .networks import conv_stack, sequence_shape
+from .networks import as_conv_input, conv_stack, sequence_shape
 
 __all__ = ["DNNNet", "CNNNet", "LSTMNet", "CNNLSTMNet", "CNNGRUNet", "TCNNet", "TemporalBlock"]
-
-
-def _as_sequence(x: torch.Tensor, mode: str) -> torch.Tensor:
-    """Inputs as ``(batch, channels, length)`` for convolutions."""
-    return x.unsqueeze(1) if mode == "flow" else x.transpose(1, 2)
 
 
 def _head(n_in: int, dense: int, n_classes: int, dropout: float) -> nn.Sequential:
@@ -104,7 +99,7 @@ class CNNNet(nn.Module):
         self.head = _head(2 * channels, dense, n_classes, dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = self.features(_as_sequence(x, self.mode))
+        z = self.features(as_conv_input(x, self.mode))
         return self.head(torch.cat([z.mean(dim=2), z.amax(dim=2)], dim=1))
 
 
@@ -164,7 +159,7 @@ class _ConvRecurrentNet(nn.Module):
         self.head = _head(hidden, dense, n_classes, dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = self.features(_as_sequence(x, self.mode)).transpose(1, 2)  # (B, L, C)
+        z = self.features(as_conv_input(x, self.mode)).transpose(1, 2)  # (B, L, C)
         _, state = self.rnn(z)
         h_n = state[0] if isinstance(state, tuple) else state
         return self.head(h_n[-1])
@@ -243,7 +238,7 @@ class TCNNet(nn.Module):
 
     def temporal(self, x: torch.Tensor) -> torch.Tensor:
         """Per-step features ``(batch, channels, length)``; step ``t`` depends on inputs ``<= t`` only."""
-        return self.blocks(_as_sequence(x, self.mode))
+        return self.blocks(as_conv_input(x, self.mode))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.temporal(x)

@@ -142,9 +142,7 @@ class DeepClassifier(BaseDetector):
         n_classes = len(self.classes_)
         weights = class_weights(codes, n_classes, self.class_weight)
         self.module_ = self.build_module(train_src.X.shape[1], n_classes)
-        bins = int(getattr(self, "input_bins", 0) or 0)
-        if bins > 0:
-            self._set_input_edges(quantile_edges(train_src.X, bins))
+        self._fit_module_inputs(train_src.X)
         trainer = self.make_trainer(weights)
         trainer.fit(train_src, codes, val_src, codes_val)
         self._set_eval()
@@ -195,16 +193,14 @@ class DeepClassifier(BaseDetector):
         val_src = self._source(X_val, self.features_.transform(X_val))
         return X, codes, train_src, X_val, codes_val, val_src
 
+    def _fit_module_inputs(self, matrix: np.ndarray) -> None:
+        """Fit what a new network takes from the training inputs before training (nothing here)."""
+
     # The framework-specific steps; another backend overrides these four.
     def _seed(self) -> None:
         if self.num_threads:
             torch.set_num_threads(int(self.num_threads))
         torch.manual_seed(self.random_state)
-
-    def _set_input_edges(self, edges: np.ndarray) -> None:
-        """Fix the bin edges of the network's input encoding (fitted on the training flows)."""
-        with torch.no_grad():
-            self.module_.encoding.edges.copy_(torch.from_numpy(edges))
 
     def make_trainer(self, weights: np.ndarray | None) -> Trainer:
         """The shared loop, with AdamW, a cosine schedule and the class-weighted loss."""
@@ -335,3 +331,12 @@ class CNNBiLSTMDetector(DeepClassifier):
 
     def build_module(self, n_inputs: int, n_classes: int) -> nn.Module:
         return CNNBiLSTMNet(n_inputs, n_classes, **self.module_kwargs())
+
+    def _fit_module_inputs(self, matrix: np.ndarray) -> None:
+        if self.input_bins > 0:
+            self._set_input_edges(quantile_edges(matrix, self.input_bins))
+
+    def _set_input_edges(self, edges: np.ndarray) -> None:
+        """Fix the bin edges of the network's input encoding; another backend overrides this."""
+        with torch.no_grad():
+            self.module_.encoding.edges.copy_(torch.from_numpy(edges))

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["BinEncoding", "ConvBlock", "CNNBiLSTMNet", "conv_stack", "quantile_edges", "sequence_shape"]
+__all__ = ["BinEncoding", "ConvBlock", "CNNBiLSTMNet", "as_conv_input", "conv_stack", "quantile_edges", "sequence_shape"]
 
 
 def sequence_shape(n_features: int, mode: str, window: int, bins: int = 0) -> tuple[int, int]:
@@ -43,18 +44,15 @@ def sequence_shape(n_features: int, mode: str, window: int, bins: int = 0) -> tu
     raise ValueError(f"mode must be 'flow' or 'window', got {mode!r}")
 
 
-def quantile_edges(matrix, bins: int):
+def quantile_edges(matrix: np.ndarray, bins: int) -> np.ndarray:
     """Bin edges per input column, ``(n_features, bins + 1)``: the training quantiles.
 
     Columns with few distinct values repeat edges; a zero-width bin becomes a
     step at its edge.
 
-    >>> import numpy as np
     >>> quantile_edges(np.arange(9.0).reshape(-1, 1), 4).tolist()
     [[0.0, 2.0, 4.0, 6.0, 8.0]]
     """
-    import numpy as np
-
     return np.quantile(np.asarray(matrix, dtype="float64"), np.linspace(0.0, 1.0, bins + 1), axis=0).T.astype(
         "float32"
     )
@@ -86,6 +84,21 @@ class BinEncoding(nn.Module):
         width = torch.clamp(self.edges[:, 1:] - lo, min=self.MIN_WIDTH)
         share = torch.clamp((x.unsqueeze(-1) - lo) / width, 0.0, 1.0)
         return torch.cat([x.unsqueeze(-1), share], dim=-1)
+
+
+def as_conv_input(x: torch.Tensor, mode: str, encoding: "BinEncoding | None" = None) -> torch.Tensor:
+    """Model inputs as ``(batch, channels, length)`` for the convolutions (see :func:`sequence_shape`).
+
+    Each value becomes its channels (itself, or its :class:`BinEncoding`);
+    windowed inputs stack every flow's channels.
+
+    >>> as_conv_input(torch.zeros(2, 5), "flow").shape, as_conv_input(torch.zeros(2, 3, 5), "window").shape
+    (torch.Size([2, 1, 5]), torch.Size([2, 5, 3]))
+    """
+    x = encoding(x) if encoding is not None else x.unsqueeze(-1)  # (B, F, C) or (B, W, F, C)
+    if mode == "window":
+        x = x.flatten(2)  # (B, W, F*C)
+    return x.transpose(1, 2)
 
 
 class ConvBlock(nn.Module):
@@ -192,16 +205,7 @@ class CNNBiLSTMNet(nn.Module):
         self.out = nn.Linear(dense, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.encoding is not None:
-            x = self.encoding(x)  # (B, F, 1+K) or (B, W, F, 1+K)
-            if self.mode == "flow":
-                x = x.transpose(1, 2)  # (B, 1+K, F)
-            else:
-                x = x.flatten(2).transpose(1, 2)  # (B, F*(1+K), W)
-        elif self.mode == "flow":
-            x = x.unsqueeze(1)  # (B, 1, F)
-        else:
-            x = x.transpose(1, 2)  # (B, F, W)
+        x = as_conv_input(x, self.mode, self.encoding)
         for block in self.features:
             x = block(x)
         _, (h_n, _) = self.lstm(x.transpose(1, 2))  # LSTM wants (B, L, C)
