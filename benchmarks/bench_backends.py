@@ -39,6 +39,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from flowsentinel.benchmarking import measure_speed  # noqa: E402
 from flowsentinel.config import default_dataset  # noqa: E402
 from flowsentinel.evaluation.splits import stratified_split  # noqa: E402
 from flowsentinel.models.deep import CNNBiLSTMDetector  # noqa: E402
@@ -61,25 +62,14 @@ def load_flows(rows: int, seed: int) -> tuple[pd.DataFrame, str]:
 
 
 def inference_speed(detector, flows: pd.DataFrame, batch: int, repeats: int, latency_calls: int) -> dict[str, float]:
+    """flowsentinel.benchmarking.measure_speed, plus the first call's time (MindSpore compiles the shape there)."""
     big = pd.concat([flows] * int(np.ceil(batch / len(flows))), ignore_index=True).iloc[:batch]
     t0 = time.perf_counter()
-    detector.predict_proba(big)  # warm-up: MindSpore compiles this batch shape here
+    detector.predict_proba(big)
     first = time.perf_counter() - t0
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        detector.predict_proba(big)
-        times.append(time.perf_counter() - t0)
-    one = [flows.iloc[[i % len(flows)]] for i in range(latency_calls + 5)]
-    lat = []
-    for i, frame in enumerate(one):
-        t0 = time.perf_counter()
-        detector.predict_proba(frame)
-        if i >= 5:
-            lat.append(time.perf_counter() - t0)
-    lat_ms = np.asarray(lat) * 1e3
-    return {"flows_per_s": batch / float(np.median(times)), "first_call_s": first,
-            "p50_ms": float(np.percentile(lat_ms, 50)), "p99_ms": float(np.percentile(lat_ms, 99))}
+    speed = measure_speed(detector, flows, batch=batch, repeats=repeats, latency_calls=latency_calls)
+    return {"flows_per_s": speed["flows_per_s"], "first_call_s": first,
+            "p50_ms": speed["latency_p50_ms"], "p99_ms": speed["latency_p99_ms"]}
 
 
 def train_speed(detector) -> float:
