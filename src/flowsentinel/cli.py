@@ -55,17 +55,9 @@ def _output(path: str | None) -> Iterator:
 
 
 def _config_from_args(args: argparse.Namespace):
-    from .config import load_config
+    from .config import load_config, overrides_from_args
 
-    overrides = list(args.set or [])
-    for key in ("task", "protocol", "backend", "seed", "max_rows"):
-        value = getattr(args, key, None)
-        if value is not None:
-            overrides.append(f"run.{key}={json.dumps(value)}")
-    if getattr(args, "data", None):
-        overrides.append(f"run.data={json.dumps(str(args.data))}")
-    if getattr(args, "mode", None):
-        overrides.append(f"model.mode={json.dumps(args.mode)}")
+    overrides = overrides_from_args(args)
     if getattr(args, "epochs", None):
         overrides.append(f"model.max_epochs={args.epochs}")
     if getattr(args, "no_reference", False):

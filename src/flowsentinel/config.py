@@ -137,6 +137,29 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
     return ExperimentConfig(_build("run", RunConfig, raw["run"]), model, _build("features", FeatureConfig, raw["features"]))
 
 
+def overrides_from_args(args: Any) -> list[str]:
+    """``--set`` values plus the command-line options that stand for config keys.
+
+    Options a command does not have, or left unset, add nothing.
+
+    >>> import argparse
+    >>> overrides_from_args(argparse.Namespace(set=["model.dropout=0.3"], task="binary", mode="window"))
+    ['model.dropout=0.3', 'run.task="binary"', 'model.mode="window"']
+    """
+    import json
+
+    out = list(getattr(args, "set", None) or [])
+    for key in ("task", "protocol", "backend", "seed", "max_rows"):
+        value = getattr(args, key, None)
+        if value is not None:
+            out.append(f"run.{key}={json.dumps(value)}")
+    if getattr(args, "data", None):
+        out.append(f"run.data={json.dumps(str(args.data))}")
+    if getattr(args, "mode", None):
+        out.append(f"model.mode={json.dumps(args.mode)}")
+    return out
+
+
 def data_dir() -> Path:
     """The shared data folder: ``$FLOWSENTINEL_DATA``, else ``../shared/data``.
 

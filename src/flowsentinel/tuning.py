@@ -375,24 +375,11 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=d.out_config, help=f"where to write the best config (default {d.out_config})")
 
 
-def _overrides(args: argparse.Namespace) -> list[str]:
-    out = list(getattr(args, "set", None) or [])
-    for key in ("task", "protocol", "seed", "max_rows"):
-        value = getattr(args, key, None)
-        if value is not None:
-            out.append(f"run.{key}={json.dumps(value)}")
-    if getattr(args, "data", None):
-        out.append(f"run.data={json.dumps(str(args.data))}")
-    if getattr(args, "mode", None):
-        out.append(f"model.mode={json.dumps(args.mode)}")
-    return out
-
-
 def tune_from_args(args: argparse.Namespace) -> TuneResult:
     """Run a study from the arguments of :func:`add_tune_arguments`."""
-    from .config import load_config
+    from .config import load_config, overrides_from_args
 
-    cfg = load_config(getattr(args, "config", None), _overrides(args))
+    cfg = load_config(getattr(args, "config", None), overrides_from_args(args))
     tune_cfg = TuneConfig(n_trials=args.trials, timeout_s=args.timeout, storage=args.storage,
                           study_name=args.study_name, out_config=args.out, max_epochs=args.epochs,
                           seed=cfg.run.seed)
