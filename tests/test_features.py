@@ -79,6 +79,35 @@ def test_missing_column_named(synthetic):
         pipe.transform(synthetic.drop(columns=["TCP_WIN_MAX_IN"]), where="flows.csv")
 
 
+def test_icmp_fields_zeroed_on_non_icmp_flows_only_when_asked(synthetic):
+    rows = synthetic.iloc[:3].copy()
+    rows["PROTOCOL"] = [6, 1, 58]
+    rows["ICMP_TYPE"] = [35840, 2048, 32768]  # the NF files' TCP value, echo request, ICMPv6 echo
+    rows["ICMP_IPV4_TYPE"] = [140, 8, 0]
+    asis = FeaturePipeline().fit(synthetic)._expand(rows)
+    assert asis["ICMP_TYPE"].tolist() == [35840, 2048, 32768]
+    pipe = FeaturePipeline(FeatureConfig(icmp_fields_icmp_only=True)).fit(synthetic)
+    raw = pipe._expand(rows)
+    assert raw["ICMP_TYPE"].tolist() == [0, 2048, 32768]
+    assert raw["ICMP_IPV4_TYPE"].tolist() == [0, 8, 0]
+    again = FeaturePipeline.from_dict(json.loads(json.dumps(pipe.to_dict())))
+    np.testing.assert_array_equal(again.transform(rows), pipe.transform(rows))
+    with pytest.raises(MissingColumnsError, match="PROTOCOL"):
+        FeaturePipeline(FeatureConfig(icmp_fields_icmp_only=True, exclude=("PROTOCOL",))).fit(synthetic).transform(
+            rows.drop(columns=["PROTOCOL"]))
+
+
+def test_icmp_fields_of_the_nf_files_hold_packet_length_bytes_on_tcp_flows(sample_frame):
+    """The evidence behind ``icmp_fields_icmp_only``: on TCP flows of the real
+    sample, a nonzero ICMP_IPV4_TYPE is mostly LONGEST_FLOW_PKT's low byte."""
+    tcp = sample_frame[(sample_frame["PROTOCOL"] == 6) & (sample_frame["ICMP_TYPE"] != 0)]
+    if len(tcp) < 20:
+        pytest.skip(f"only {len(tcp)} TCP flows with an ICMP_TYPE in this slice of the sample")
+    low_byte = (tcp["LONGEST_FLOW_PKT"] % 256 == tcp["ICMP_IPV4_TYPE"]).mean()
+    assert low_byte > 0.9
+    assert (tcp["ICMP_TYPE"] // 256 == tcp["ICMP_IPV4_TYPE"]).all()
+
+
 def test_v1_pipeline_on_real_flows(sample_frame):
     v1 = input_columns(get_schema("v1"))
     pipe = FeaturePipeline().fit(sample_frame, get_schema("v1"))
