@@ -188,6 +188,19 @@ def test_mindspore_model_loads_in_torch_and_back(ms_trained, small_synthetic, tm
     assert np.abs(again.predict_proba(small_synthetic) - expected).max() <= PARITY_ATOL
 
 
+def test_scores_follow_weights_loaded_after_compiling(small_synthetic, tmp_path):
+    """Restoring the best checkpoint sets the weights after the forward pass was
+    compiled; scoring, the alert threshold and the saved model must all use them."""
+    det = MindSporeCNNBiLSTMDetector(**FAST, random_state=3).fit(small_synthetic)
+    before = det.predict_proba(small_synthetic)  # compiles and caches the forward pass
+    state = {k: (v * 0.5 if k.endswith("weight") else v) for k, v in det.canonical_state().items()}
+    load_canonical_state(det.module_, state)
+    after = det.predict_proba(small_synthetic)
+    assert np.abs(after - before).max() > 1e-3
+    torch_det = load_model(save_model(det, tmp_path / "model"))
+    assert np.abs(torch_det.predict_proba(small_synthetic) - after).max() <= PARITY_ATOL
+
+
 def test_binned_mindspore_model_fits_its_edges_and_loads_in_torch(small_synthetic, tmp_path):
     det = MindSporeCNNBiLSTMDetector(input_bins=8, max_epochs=1, batch_size=256, verbose=False).fit(small_synthetic)
     edges = det.canonical_state()["encoding.edges"]
