@@ -221,7 +221,12 @@ def network_classes():
             batch = x.shape[0]
             length = x.shape[1] + 2 * self.padding - self.kernel_size + 1
             if self.padding > 0:
-                x = ops.pad(x, (0, 0, self.padding, self.padding))
+                # Zeros concatenated, not ops.pad: in a compiled training step,
+                # ops.pad's gradient into the previous layer was right on the first
+                # call and wrong on every later one (MindSpore 2.10, CPU), so the
+                # first convolution block learned from garbage.
+                edge = ops.zeros((batch, self.padding, x.shape[2]), x.dtype)
+                x = ops.cat((edge, x, edge), axis=1)
             windows = [x[:, j : j + length, :] for j in range(self.kernel_size)]
             cols = ops.cat(windows, axis=2) if self.kernel_size > 1 else windows[0]
             w = self.weight.reshape(self.out_channels, self.in_channels, self.kernel_size)
