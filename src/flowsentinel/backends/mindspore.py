@@ -421,8 +421,6 @@ def load_canonical_state(net, state: dict[str, np.ndarray]) -> None:
 
     Raises ``ValueError`` naming what is missing, unexpected or misshapen.
     """
-    from mindspore import Tensor
-
     ms_state = torch_layout_to_mindspore(state)
     params = net.parameters_dict()
     missing = sorted(set(params) - set(ms_state))
@@ -432,20 +430,19 @@ def load_canonical_state(net, state: dict[str, np.ndarray]) -> None:
     if missing or unexpected or wrong:
         raise ValueError(f"weights do not fit the architecture (missing {missing}, unexpected {unexpected}, shapes {wrong})")
     for name, param in params.items():
-        param.set_data(Tensor(np.ascontiguousarray(ms_state[name], dtype=np.float32)))
-    # A forward pass compiled before this call keeps computing with the old
-    # values (set_data gives the parameter new storage), so compiled passes
-    # are cached per weights version (see ``weights_version``).
-    object.__setattr__(net, WEIGHTS_VERSION_ATTR, weights_version(net) + 1)
+        copy_into(param, ms_state[name])
 
 
-#: Attribute counting the times :func:`load_canonical_state` set a network's weights.
-WEIGHTS_VERSION_ATTR = "_flowsentinel_weights_version"
+def copy_into(param, value: np.ndarray) -> None:
+    """Write ``value`` into ``param``'s own storage.
 
+    In place (``ops.assign``), not ``Parameter.set_data``: set_data gives the
+    parameter new storage, and a pass compiled before it (the forward pass,
+    when training restores its best epoch) keeps computing with the old values.
+    """
+    from mindspore import Tensor, ops
 
-def weights_version(net) -> int:
-    """How many times :func:`load_canonical_state` has set ``net``'s weights (0 if never)."""
-    return getattr(net, WEIGHTS_VERSION_ATTR, 0)
+    ops.assign(param, Tensor(np.ascontiguousarray(value, dtype=np.float32)))
 
 
 def _torch_initial_state(n_inputs: int, n_classes: int, kwargs: dict[str, Any], seed: int) -> dict[str, np.ndarray]:
@@ -617,9 +614,7 @@ class MindSporeCNNBiLSTMDetector(CNNBiLSTMDetector):
         return net
 
     def _set_input_edges(self, edges: np.ndarray) -> None:
-        from mindspore import Tensor
-
-        self.module_.encoding.edges.set_data(Tensor(np.ascontiguousarray(edges, dtype=np.float32)))
+        copy_into(self.module_.encoding.edges, edges)
 
     def canonical_state(self) -> dict[str, np.ndarray]:
         """The fitted weights in the canonical (PyTorch state-dict) layout."""
@@ -627,15 +622,11 @@ class MindSporeCNNBiLSTMDetector(CNNBiLSTMDetector):
         return canonical_state(self.module_)
 
     def _compiled_forward(self) -> Callable:
-        # Keyed on the weights version too: after the best checkpoint is restored
-        # (or any load_canonical_state), a pass compiled earlier would still
-        # compute with the weights it was compiled with.
-        key = (self.module_, weights_version(self.module_))
         cached = getattr(self, "_forward_cache", None)
-        if cached is None or cached[0] is not key[0] or cached[1] != key[1]:
-            cached = (key[0], key[1], make_forward(self.module_))
+        if cached is None or cached[0] is not self.module_:
+            cached = (self.module_, make_forward(self.module_))
             self._forward_cache = cached
-        return cached[2]
+        return cached[1]
 
     # ---- training ------------------------------------------------------
     # DeepClassifier.fit runs the steps; only seeding, the trainer (optimizer and
