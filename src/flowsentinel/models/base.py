@@ -149,7 +149,6 @@ class BaseDetector(BaseEstimator, ABC):
         benign score that only ``target_far`` of benign validation flows
         exceed, so that share at most is flagged.
         """
-        self._check_alert_settings()
         if self.threshold is not None:
             return float(self.threshold)
         target = getattr(self, "target_far", None)
