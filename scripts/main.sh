@@ -19,9 +19,5 @@ $FS train --config configs/paper.toml --protocol paper --task binary --set model
 $FS train --config configs/meter.toml --protocol paper \
     --model-dir models/cnn-bilstm-meter --report-dir reports/meter-binary "$@"
 $FS info --model-dir models/cnn-bilstm
-if .venv/bin/python -c "import flowsentinel.config as c, sys; sys.exit(not (c.data_dir() / 'pcaps').is_dir())"; then
-    .venv/bin/python scripts/alerts_on_captures.py --model-dir models/cnn-bilstm-meter
-else
-    echo "main: no shared captures found; skipping the alert counts per capture" >&2
-fi
+.venv/bin/python scripts/alerts_on_captures.py --model-dir models/cnn-bilstm-meter --if-present
 echo "main: reports in reports/*/report.md, models in models/" >&2
