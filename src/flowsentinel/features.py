@@ -15,7 +15,7 @@ The pipeline, fitted on the training split only:
 * TCP flag fields are decoded into their eight bits (FIN ... CWR);
 * optionally (``icmp_fields_icmp_only``), ``ICMP_TYPE``/``ICMP_IPV4_TYPE`` are
   zeroed on flows that are not ICMP, as their definition and a meter have
-  them: the NF files carry values there on TCP flows (see :data:`ICMP_PROTOCOLS`);
+  them: the NF files carry values there on TCP flows;
 * ``PROTOCOL`` and ``L7_PROTO`` are categories, one-hot over the values seen
   most often in training, with one "other" slot for the rest;
 * every output column is standardised with the training mean and deviation.
@@ -46,6 +46,8 @@ import pandas as pd
 
 from .schema import (
     ADDRESS_COLUMNS,
+    ICMP_FIELD_COLUMNS,
+    ICMP_PROTOCOLS,
     OPAQUE_ID_COLUMNS,
     PORT_COLUMNS,
     TCP_FLAG_COLUMNS,
@@ -60,12 +62,6 @@ ONE_HOT_COLUMNS = ("PROTOCOL", "L7_PROTO")
 # Codes and types: numbers that name things; kept as they are (not logged).
 _CODE_COLUMNS = frozenset({"ICMP_TYPE", "ICMP_IPV4_TYPE", "DNS_QUERY_TYPE", "FTP_COMMAND_RET_CODE"})
 DURATION_COLUMNS = frozenset({"FLOW_DURATION_MILLISECONDS", "DURATION_IN", "DURATION_OUT"})
-#: ICMP's and ICMPv6's protocol numbers. In NF-BoT-IoT-v2, 39,105 TCP flows
-#: (17.5% of the shared sample; 28% of DoS, 0.8% of benign) have a nonzero
-#: ICMP_TYPE, and for 96% of them ICMP_IPV4_TYPE equals LONGEST_FLOW_PKT mod
-#: 256: nProbe read a byte of the packet length, not an ICMP header.
-ICMP_PROTOCOLS = (1.0, 58.0)
-ICMP_FIELD_COLUMNS = frozenset({"ICMP_TYPE", "ICMP_IPV4_TYPE"})
 #: 2**32 microseconds in milliseconds: where nProbe's duration counter wraps.
 WRAP_MS = 4_294_967.296
 #: Durations above this are taken as wrapped (about 49.7 days minus 1.2 hours
@@ -153,6 +149,10 @@ class FeaturePipeline:
     def _expand(self, flows: pd.DataFrame) -> dict[str, np.ndarray]:
         cfg = self.config
         out: dict[str, np.ndarray] = {}
+        # In NF-BoT-IoT-v2, 39,105 TCP flows (17.5% of the shared sample; 28% of
+        # DoS, 0.8% of benign) have a nonzero ICMP_TYPE, and for 96% of them
+        # ICMP_IPV4_TYPE equals LONGEST_FLOW_PKT mod 256: nProbe read a byte of
+        # the packet length, not an ICMP header. A meter writes 0 there.
         not_icmp = None
         if cfg.icmp_fields_icmp_only and ICMP_FIELD_COLUMNS & set(self.input_columns_):
             if "PROTOCOL" not in flows.columns:

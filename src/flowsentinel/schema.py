@@ -153,6 +153,11 @@ TCP_FLAG_COLUMNS = ("TCP_FLAGS", "CLIENT_TCP_FLAGS", "SERVER_TCP_FLAGS")
 # Columns that hold identifiers drawn from a large space rather than
 # magnitudes; excluded from features by default like ports.
 OPAQUE_ID_COLUMNS = frozenset({"DNS_QUERY_ID"})
+# PROTOCOL values (IP protocol numbers) of ICMP and ICMPv6: the only flows whose
+# ICMP_TYPE and ICMP_IPV4_TYPE fields are defined.
+ICMP_PROTOCOLS = (1, 58)
+# The ICMP type fields; defined on ICMP flows only.
+ICMP_FIELD_COLUMNS = frozenset({"ICMP_TYPE", "ICMP_IPV4_TYPE"})
 # Columns that may not be negative: every numeric column in these datasets is
 # a counter, a duration, a size, a code or a timestamp.
 

@@ -22,7 +22,7 @@ __all__ = ["NFv2Fields", "ROW_COLUMNS", "l7_proto_value"]
 
 # Order of the tuple left in ``flow.udps.nf_row``: the NF v2 features, then the
 # time columns, then the link-layer byte counts.
-from flowsentinel.schema import TIME_COLUMNS, V2_FEATURES
+from flowsentinel.schema import ICMP_PROTOCOLS, TIME_COLUMNS, V2_FEATURES
 
 ROW_COLUMNS: tuple[str, ...] = tuple(V2_FEATURES) + tuple(TIME_COLUMNS) + ("IN_L2_BYTES", "OUT_L2_BYTES")
 
@@ -35,7 +35,8 @@ _SEQ_END_IN, _SEQ_END_OUT = 17, 18
 _ICMP, _DNS_ID, _DNS_QTYPE, _DNS_TTL, _FTP = 19, 20, 21, 22, 23
 _L2_IN, _L2_OUT = 24, 25
 
-_TCP, _UDP, _ICMP4, _ICMP6 = 6, 17, 1, 58
+_TCP, _UDP = 6, 17
+_ICMP4, _ICMP6 = ICMP_PROTOCOLS
 _DNS_PORT, _FTP_PORT = 53, 21
 
 
