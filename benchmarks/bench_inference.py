@@ -46,7 +46,13 @@ from sklearn.metrics import f1_score  # noqa: E402
 from flowsentinel.evaluation.splits import stratified_split  # noqa: E402
 from flowsentinel.models.deep import CNNBiLSTMDetector  # noqa: E402
 from flowsentinel.models.trees import ExtraTreesDetector  # noqa: E402
-from flowsentinel.serving.fast import FastDetector, InferenceConfig, OnnxScorer, export_onnx  # noqa: E402
+from flowsentinel.paths import data_dir
+from flowsentinel.serving.fast import (  # noqa: E402
+    FastDetector,
+    InferenceConfig,
+    OnnxScorer,
+    export_onnx,
+)
 from flowsentinel.training.run import load_dataset  # noqa: E402
 
 SAMPLE = "nf-bot-iot-v2/NF-BoT-IoT-v2-sample.csv.gz"
@@ -103,7 +109,7 @@ def quantized_scorer(detector, config: InferenceConfig, workdir: Path) -> OnnxSc
 
 
 def main() -> int:
-    root = Path(os.environ.get("FLOWSENTINEL_DATA", REPO.parent / "shared" / "data"))
+    root = data_dir()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=root / SAMPLE)
     parser.add_argument("--train-rows", type=int, default=40_000, help="training flows (stratified subset)")

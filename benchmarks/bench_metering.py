@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from flowsentinel.metering import MeterConfig, inspect_capture, meter_capture  # noqa: E402
+from flowsentinel.paths import data_dir
 
 
 def largest_capture(root: Path) -> Path:
@@ -51,7 +52,7 @@ def time_bare_nfstream(path: Path) -> tuple[float, int, int]:
 
 
 def main() -> int:
-    root = Path(os.environ.get("FLOWSENTINEL_DATA", REPO.parent / "shared" / "data"))
+    root = data_dir()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--capture", type=Path, default=None, help="capture to meter (default: largest shared one)")
     parser.add_argument("--repeat", type=int, default=5, help="runs per row; the best is reported")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -23,6 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from flowsentinel.metering.answer_key import golden_record  # noqa: E402
+from flowsentinel.paths import data_dir
 
 GOLDEN_DIR = REPO / "tests" / "golden" / "metering"
 CAPTURE_DIRS = ("ndpi", "ppa", "slips")
@@ -32,7 +32,7 @@ log = logging.getLogger("regen_metering_golden")
 
 
 def data_root() -> Path:
-    return Path(os.environ.get("FLOWSENTINEL_DATA", REPO.parent / "shared" / "data"))
+    return data_dir()
 
 
 def captures(root: Path) -> list[Path]:

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import gzip
-import os
 from pathlib import Path
 
 import pytest
+
+from flowsentinel.paths import data_dir
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = "nf-bot-iot-v2/NF-BoT-IoT-v2-sample.csv.gz"
 
 
 def data_root() -> Path:
-    return Path(os.environ.get("FLOWSENTINEL_DATA", REPO.parent / "shared" / "data"))
+    return data_dir()
 
 
 @pytest.fixture(scope="session")

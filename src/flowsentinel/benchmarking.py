@@ -50,8 +50,9 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .evaluation.splits import PROTOCOLS, make_split
+from .errors import ConfigError, DataError
 from .evaluation.report import jsonable
+from .evaluation.splits import PROTOCOLS, make_split
 from .features import FeatureConfig, input_columns
 from .schema import ATTACK_COLUMN, BENIGN_CLASS, detect_schema
 
@@ -86,7 +87,7 @@ def _resolve(models: Iterable[str] | str | None) -> list[str]:
         return list(SHORT_NAMES)
     unknown = [m for m in names if m not in SHORT_NAMES]
     if unknown:
-        raise ValueError(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(SHORT_NAMES)}, or all")
+        raise ConfigError(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(SHORT_NAMES)}, or all")
     return names
 
 
@@ -107,7 +108,7 @@ def build_model(name: str, *, task: str = "multiclass", seed: int = 0, epochs: i
     settings = {k: v for k, v in settings.items() if k in known}
     unknown = sorted(set(params) - known)
     if unknown:
-        raise ValueError(f"{name}: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        raise ConfigError(f"{name}: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     return cls(**{**settings, **params})
 
 
@@ -120,7 +121,7 @@ def measure_speed(detector, flows: pd.DataFrame, *, batch: int = BATCH, repeats:
     A test table smaller than ``batch`` is repeated to fill the batch.
     """
     if len(flows) == 0:
-        raise ValueError("no test flows to time inference on")
+        raise DataError("no test flows to time inference on")
     reps = int(np.ceil(batch / len(flows)))
     big = (pd.concat([flows] * reps, ignore_index=True) if reps > 1 else flows).iloc[:batch].reset_index(drop=True)
     detector.predict_proba(big)  # warm-up (allocations, lazy imports)
@@ -234,10 +235,10 @@ def run_benchmark(
     for key in model_params:
         _resolve([key])
     if task not in ("multiclass", "binary"):
-        raise ValueError(f"task must be 'multiclass' or 'binary', got {task!r}")
+        raise ConfigError(f"task must be 'multiclass' or 'binary', got {task!r}")
     bad = [p for p in protocols if p not in PROTOCOLS]
     if bad or not protocols:
-        raise ValueError(f"protocols must be among {', '.join(PROTOCOLS)}, got {list(protocols)}")
+        raise ConfigError(f"protocols must be among {', '.join(PROTOCOLS)}, got {list(protocols)}")
 
     if isinstance(data, pd.DataFrame):
         flows = data.reset_index(drop=True)
@@ -249,9 +250,11 @@ def run_benchmark(
         dataset = load_dataset(data, synthetic_flows=synthetic_flows, seed=seed, max_rows=max_rows)
         flows, synthetic, description = dataset.flows, dataset.synthetic, dataset.description
     if ATTACK_COLUMN not in flows.columns:
-        raise ValueError(f"the benchmark needs labelled flows: the table has no {ATTACK_COLUMN!r} column")
+        raise DataError(f"the benchmark needs labelled flows: the table has no {ATTACK_COLUMN!r} column")
     y_attack = flows[ATTACK_COLUMN].to_numpy(dtype=object)
-    from .models.base import binary_labels  # scikit-learn loads here, not when the CLI starts
+    from .models.base import (
+        binary_labels,  # scikit-learn loads here, not when the CLI starts
+    )
 
     y_task = binary_labels(y_attack) if task == "binary" else y_attack
     all_classes = [BENIGN_CLASS] + sorted(set(y_attack.tolist()) - {BENIGN_CLASS})

@@ -18,21 +18,18 @@ Overrides are ``section.key=value`` with a TOML value:
 from __future__ import annotations
 
 import dataclasses
-import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from .errors import ConfigError
 from .features import FeatureConfig
+from .paths import data_dir, data_file
 
 __all__ = ["RunConfig", "ExperimentConfig", "ConfigError", "load_config", "data_dir", "default_dataset", "DEFAULT_SAMPLE"]
 
 DEFAULT_SAMPLE = "nf-bot-iot-v2/NF-BoT-IoT-v2-sample.csv.gz"
-
-
-class ConfigError(ValueError):
-    """A configuration file or override is invalid."""
 
 
 @dataclass(frozen=True)
@@ -160,23 +157,6 @@ def overrides_from_args(args: Any) -> list[str]:
     return out
 
 
-def data_dir() -> Path:
-    """The shared data folder: ``$FLOWSENTINEL_DATA``, else ``../shared/data``.
-
-    ``../shared/data`` is looked for beside the current directory's parent
-    and beside the source checkout.
-    """
-    env = os.environ.get("FLOWSENTINEL_DATA")
-    if env:
-        return Path(env)
-    candidates = [Path.cwd().parent / "shared" / "data", Path(__file__).resolve().parents[3] / "shared" / "data"]
-    for c in candidates:
-        if c.is_dir():
-            return c
-    return candidates[0]
-
-
 def default_dataset() -> Path | None:
     """The NF-BoT-IoT-v2 sample, if the data folder has it."""
-    path = data_dir() / DEFAULT_SAMPLE
-    return path if path.exists() else None
+    return data_file(DEFAULT_SAMPLE)

@@ -44,6 +44,7 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
+from .errors import ConfigError, MissingColumnsError
 from .schema import (
     ADDRESS_COLUMNS,
     ICMP_FIELD_COLUMNS,
@@ -67,10 +68,6 @@ WRAP_MS = 4_294_967.296
 #: Durations above this are taken as wrapped (about 49.7 days minus 1.2 hours
 #: would otherwise be the flow length; flow exporters time out long before).
 WRAP_THRESHOLD_MS = 4_290_000.0
-
-
-class MissingColumnsError(ValueError):
-    """A flow table lacks columns that a fitted pipeline or model needs."""
 
 
 @dataclass(frozen=True)
@@ -242,7 +239,7 @@ def make_windows(keys: np.ndarray, order: np.ndarray | None, window: int) -> np.
     """
     n = len(keys)
     if window < 1:
-        raise ValueError(f"window must be >= 1, got {window}")
+        raise ConfigError(f"window must be >= 1, got {window}")
     codes = pd.factorize(pd.Series(keys))[0]
     time = np.arange(n) if order is None else np.asarray(order)
     # Stable sort by (key, time, table position).

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import ModelLoadError
 from .features import FeatureConfig, FeaturePipeline
 
 __all__ = ["ModelLoadError", "save_model", "load_model", "read_manifest", "file_sha256", "FORMAT", "FORMAT_VERSION"]
@@ -34,10 +35,6 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.safetensors"
 PREPROCESSING = "preprocessing.json"
-
-
-class ModelLoadError(ValueError):
-    """A model directory is missing, incomplete or from an unknown format."""
 
 
 def package_version() -> str:

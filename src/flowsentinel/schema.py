@@ -24,6 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+from .errors import SchemaError
+
 __all__ = [
     "Schema",
     "SchemaError",
@@ -162,10 +164,6 @@ ICMP_FIELD_COLUMNS = frozenset({"ICMP_TYPE", "ICMP_IPV4_TYPE"})
 # a counter, a duration, a size, a code or a timestamp.
 
 
-class SchemaError(ValueError):
-    """A flow table does not match any known NetFlow schema."""
-
-
 @dataclass(frozen=True)
 class Schema:
     """One NF dataset generation: its feature columns, in file order."""
@@ -221,7 +219,7 @@ def detect_schema(columns: Sequence[str], *, where: str = "header") -> Schema:
     >>> detect_schema(["IPV4_SRC_ADDR", "Label"])
     Traceback (most recent call last):
     ...
-    flowsentinel.schema.SchemaError: header: not a NetFlow (NF v1/v2/v3) flow table; closest is v1, missing 11 column(s): L4_SRC_PORT, IPV4_DST_ADDR, L4_DST_PORT, PROTOCOL, L7_PROTO, ...
+    flowsentinel.errors.SchemaError: header: not a NetFlow (NF v1/v2/v3) flow table; closest is v1, missing 11 column(s): L4_SRC_PORT, IPV4_DST_ADDR, L4_DST_PORT, PROTOCOL, L7_PROTO, ...
     """
     cols = [str(c).strip() for c in columns]
     for name in ("v3", "v2", "v1"):

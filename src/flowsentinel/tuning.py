@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .errors import ConfigError
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -91,11 +93,11 @@ class TuneConfig:
 
     def __post_init__(self):
         if self.n_trials < 1:
-            raise ValueError(f"n_trials must be at least 1, got {self.n_trials}")
+            raise ConfigError(f"n_trials must be at least 1, got {self.n_trials}")
         if self.max_epochs < 1:
-            raise ValueError(f"max_epochs must be at least 1, got {self.max_epochs}")
+            raise ConfigError(f"max_epochs must be at least 1, got {self.max_epochs}")
         if self.timeout_s is not None and self.timeout_s <= 0:
-            raise ValueError(f"timeout_s must be positive (or None for no budget), got {self.timeout_s}")
+            raise ConfigError(f"timeout_s must be positive (or None for no budget), got {self.timeout_s}")
 
 
 @dataclass
@@ -187,7 +189,7 @@ class PruningCallback:
 @functools.cache
 def _tuned_detector_class() -> type:
     """The CNN-BiLSTM with extra training callbacks (set as ``extra_callbacks_`` before ``fit``)."""
-    from .models.deep import CNNBiLSTMDetector, DeepClassifier
+    from .models.deep import CNNBiLSTMDetector
 
     class TunedCNNBiLSTMDetector(CNNBiLSTMDetector):
         extra_callbacks_: tuple = ()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import struct
 from pathlib import Path
 
+from flowsentinel.paths import data_dir
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN_DIR = REPO / "tests" / "golden" / "metering"
@@ -14,7 +14,7 @@ GOLDEN_DIR = REPO / "tests" / "golden" / "metering"
 
 
 def data_root() -> Path:
-    return Path(os.environ.get("FLOWSENTINEL_DATA", REPO.parent / "shared" / "data"))
+    return data_dir()
 
 
 

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..errors import ConfigError
+
 __all__ = ["Split", "stratified_split", "dedup_index", "make_split", "PROTOCOLS"]
 
 log = logging.getLogger(__name__)
@@ -103,4 +105,4 @@ def make_split(
         inner = stratified_split(y[keep], fractions, seed)
         split = Split(keep[inner.train], keep[inner.val], keep[inner.test], "dedup", info)
         return split
-    raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    raise ConfigError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")

@@ -23,6 +23,8 @@ from typing import IO
 import numpy as np
 import pandas as pd
 
+from ..errors import ConfigError
+
 __all__ = ["AlertWriter", "PROTO_NAMES", "severity"]
 
 PROTO_NAMES = {1: "ICMP", 6: "TCP", 17: "UDP", 58: "IPv6-ICMP", 47: "GRE", 132: "SCTP"}
@@ -56,7 +58,7 @@ class AlertWriter:
     def __init__(self, fh: IO[str], fmt: str = "jsonl", *, model_name: str = "", model_version: str = "",
                  only_alerts: bool = False):
         if fmt not in ("jsonl", "csv"):
-            raise ValueError(f"format must be 'jsonl' or 'csv', got {fmt!r}")
+            raise ConfigError(f"format must be 'jsonl' or 'csv', got {fmt!r}")
         self.fh, self.fmt = fh, fmt
         self.model_name, self.model_version = model_name, model_version
         self.only_alerts = only_alerts

@@ -31,6 +31,7 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
+from ..errors import FlowReadError
 from ..schema import (
     ATTACK_COLUMN,
     DATASET_COLUMN,
@@ -44,10 +45,6 @@ from ..schema import (
 __all__ = ["FlowReadError", "ReadConfig", "ReadReport", "FlowReader", "read_flows", "read_header"]
 
 log = logging.getLogger(__name__)
-
-
-class FlowReadError(ValueError):
-    """A flow file cannot be read at all (missing, unreadable, wrong schema)."""
 
 
 @dataclass(frozen=True)

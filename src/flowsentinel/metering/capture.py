@@ -17,13 +17,11 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import MeterError
+
 __all__ = ["CaptureInfo", "MeterError", "SUPPORTED_LINKTYPES", "inspect_capture"]
 
 log = logging.getLogger(__name__)
-
-
-class MeterError(ValueError):
-    """A capture or interface cannot be metered; the message names it and says why."""
 
 
 # Link types the packet engine decodes into IP packets (libpcap DLT numbers).

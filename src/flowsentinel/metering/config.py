@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import ConfigError
+
 __all__ = ["MeterConfig"]
 
 
@@ -16,7 +18,7 @@ class MeterConfig:
     >>> MeterConfig(schema="v4")
     Traceback (most recent call last):
     ...
-    ValueError: MeterConfig.schema: 'v4' is not a metered schema; use 'v1' or 'v2'
+    flowsentinel.errors.ConfigError: MeterConfig.schema: 'v4' is not a metered schema; use 'v1' or 'v2'
     """
 
     #: Output column set: ``"v2"`` (43 NF v2 features) or ``"v1"`` (12 features).
@@ -48,14 +50,14 @@ class MeterConfig:
 
     def __post_init__(self) -> None:
         if self.schema not in ("v1", "v2"):
-            raise ValueError(f"MeterConfig.schema: {self.schema!r} is not a metered schema; use 'v1' or 'v2'")
+            raise ConfigError(f"MeterConfig.schema: {self.schema!r} is not a metered schema; use 'v1' or 'v2'")
         for name in ("idle_timeout", "active_timeout"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"MeterConfig.{name}: must be a whole number of seconds >= 1, got {value!r}")
+                raise ConfigError(f"MeterConfig.{name}: must be a whole number of seconds >= 1, got {value!r}")
         if self.chunk_size < 1:
-            raise ValueError(f"MeterConfig.chunk_size: must be at least 1, got {self.chunk_size}")
+            raise ConfigError(f"MeterConfig.chunk_size: must be at least 1, got {self.chunk_size}")
         if self.n_meters < 1:
-            raise ValueError(f"MeterConfig.n_meters: must be at least 1, got {self.n_meters}")
+            raise ConfigError(f"MeterConfig.n_meters: must be at least 1, got {self.n_meters}")
         if not 64 <= self.snaplen <= 262144:
-            raise ValueError(f"MeterConfig.snaplen: must be between 64 and 262144 bytes, got {self.snaplen}")
+            raise ConfigError(f"MeterConfig.snaplen: must be between 64 and 262144 bytes, got {self.snaplen}")

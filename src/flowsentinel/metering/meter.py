@@ -145,7 +145,9 @@ class MeterRun:
         if self._used:
             raise RuntimeError("a MeterRun can be iterated only once; call meter_capture() again")
         self._used = True
-        from nfstream import NFStreamer  # heavy import (native engine), only when metering
+        from nfstream import (
+            NFStreamer,  # heavy import (native engine), only when metering
+        )
 
         cfg = self.config
         counter = None

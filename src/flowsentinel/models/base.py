@@ -24,16 +24,13 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
+from ..errors import ConfigError, DataError, NotFittedError
 from ..features import FeatureConfig, FeaturePipeline, MissingColumnsError
 from ..schema import ATTACK_COLUMN, BENIGN_CLASS
 
 __all__ = ["BaseDetector", "NotFittedError", "ATTACK_BINARY_CLASS", "binary_labels"]
 
 ATTACK_BINARY_CLASS = "Attack"
-
-
-class NotFittedError(RuntimeError):
-    """A detector was used before ``fit`` (or ``load``)."""
 
 
 def binary_labels(y: np.ndarray) -> np.ndarray:
@@ -60,13 +57,13 @@ class BaseDetector(BaseEstimator, ABC):
     def _targets(self, X: pd.DataFrame, y: Any) -> np.ndarray:
         if y is None:
             if ATTACK_COLUMN not in X.columns:
-                raise ValueError(f"no labels: pass y or a flow table with an '{ATTACK_COLUMN}' column")
+                raise DataError(f"no labels: pass y or a flow table with an '{ATTACK_COLUMN}' column")
             y = X[ATTACK_COLUMN].to_numpy()
         y = np.asarray(y, dtype=object)
         if self.task == "binary":
             y = binary_labels(y)
         elif self.task != "multiclass":
-            raise ValueError(f"task must be 'multiclass' or 'binary', got {self.task!r}")
+            raise ConfigError(f"task must be 'multiclass' or 'binary', got {self.task!r}")
         return y
 
     def _set_classes(self, y: np.ndarray) -> np.ndarray:
@@ -139,7 +136,7 @@ class BaseDetector(BaseEstimator, ABC):
             if value is None:
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= float(value) <= high:
-                raise ValueError(f"{name} must be a number from {low:g} to {high:g} (or unset), got {value!r}")
+                raise ConfigError(f"{name} must be a number from {low:g} to {high:g} (or unset), got {value!r}")
 
     def _threshold_from_far(self, scores: np.ndarray, benign: np.ndarray) -> float:
         """The alert threshold: ``threshold`` if set, else one meeting ``target_far``

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
+from ..errors import DataError
 from ..features import FeatureConfig
 from . import baseline_networks as nets
 from .base import BaseDetector
@@ -292,7 +293,7 @@ class LightGBMDetector(BaseDetector):
         t0 = time.perf_counter()
         codes = self._set_classes(self._targets(X, y))
         if len(self.classes_) < 2:
-            raise ValueError(f"LightGBM needs at least two classes in training, got {list(self.classes_)}")
+            raise DataError(f"LightGBM needs at least two classes in training, got {list(self.classes_)}")
         matrix = self._fit_features(X)
         model = lightgbm.LGBMClassifier(
             n_estimators=self.n_estimators,

@@ -17,6 +17,7 @@ import torch
 from sklearn.metrics import f1_score
 from torch import nn
 
+from ..errors import ConfigError, DataError
 from ..features import FeatureConfig, make_windows
 from ..training.loop import (
     ArraySource,
@@ -52,7 +53,7 @@ def class_weights(y: np.ndarray, n_classes: int, scheme: str, max_weight: float 
     if scheme == "sqrt":
         w = np.sqrt(w)
     elif scheme != "balanced":
-        raise ValueError(f"class_weight must be 'balanced', 'sqrt' or 'none', got {scheme!r}")
+        raise ConfigError(f"class_weight must be 'balanced', 'sqrt' or 'none', got {scheme!r}")
     return np.minimum(w, max_weight)
 
 
@@ -108,14 +109,14 @@ class DeepClassifier(BaseDetector):
         if col is None:
             return None
         if col not in X.columns:
-            raise ValueError(f"time column {col!r} is not in the flow table")
+            raise ConfigError(f"time column {col!r} is not in the flow table")
         return X[col].to_numpy()
 
     def _source(self, X: pd.DataFrame, matrix: np.ndarray):
         if self.mode == "flow":
             return ArraySource(matrix)
         if self.window_key not in X.columns:
-            raise ValueError(f"windowed mode groups flows by {self.window_key!r}, which the flow table lacks")
+            raise DataError(f"windowed mode groups flows by {self.window_key!r}, which the flow table lacks")
         windows = make_windows(X[self.window_key].to_numpy(), self._time_order(X), self.window)
         return WindowSource(matrix, windows)
 
@@ -131,7 +132,7 @@ class DeepClassifier(BaseDetector):
         """Callbacks of one ``fit``, in order; subclasses add their own (tuning adds pruning)."""
         monitor = getattr(self, "monitor", "f1_macro")
         if monitor not in MONITORS:
-            raise ValueError(f"monitor must be one of {', '.join(MONITORS)}, got {monitor!r}")
+            raise ConfigError(f"monitor must be one of {', '.join(MONITORS)}, got {monitor!r}")
         return [EarlyStopping(monitor, self.patience), BestCheckpoint(monitor), ProgressBar(self.verbose)]
 
     def fit(self, X: pd.DataFrame, y: Any = None, X_val: pd.DataFrame | None = None, y_val: Any = None):
@@ -187,7 +188,7 @@ class DeepClassifier(BaseDetector):
             index = {c: i for i, c in enumerate(self.classes_)}
             unknown = sorted(set(yv.tolist()) - set(index))
             if unknown:
-                raise ValueError(f"validation labels not seen in training: {', '.join(map(str, unknown))}")
+                raise DataError(f"validation labels not seen in training: {', '.join(map(str, unknown))}")
             codes_val = np.asarray([index[v] for v in yv], dtype=np.int64)
         train_src = self._source(X, self._fit_features(X))
         val_src = self._source(X_val, self.features_.transform(X_val))

@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import ConfigError
+
 __all__ = ["BinEncoding", "ConvBlock", "CNNBiLSTMNet", "as_conv_input", "conv_stack", "quantile_edges", "sequence_shape"]
 
 
@@ -41,7 +43,7 @@ def sequence_shape(n_features: int, mode: str, window: int, bins: int = 0) -> tu
         return per_value, n_features
     if mode == "window":
         return n_features * per_value, window
-    raise ValueError(f"mode must be 'flow' or 'window', got {mode!r}")
+    raise ConfigError(f"mode must be 'flow' or 'window', got {mode!r}")
 
 
 def quantile_edges(matrix: np.ndarray, bins: int) -> np.ndarray:

@@ -52,9 +52,17 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ..errors import ConfigError, DataError
 from ..features import FeatureConfig
 from ..schema import ATTACK_COLUMN, BENIGN_CLASS
-from ..training.loop import ArraySource, BestCheckpoint, EarlyStopping, ProgressBar, Trainer, predict_logits
+from ..training.loop import (
+    ArraySource,
+    BestCheckpoint,
+    EarlyStopping,
+    ProgressBar,
+    Trainer,
+    predict_logits,
+)
 from .base import ATTACK_BINARY_CLASS, BaseDetector, binary_labels
 
 __all__ = ["PCADetector", "IsolationForestDetector", "AutoencoderDetector", "AutoencoderNet", "pseudo_probability"]
@@ -100,21 +108,21 @@ class _UnsupervisedDetector(BaseDetector):
         labels = binary_labels(self._targets(X, y))
         keep = labels == BENIGN_CLASS
         if not keep.any():
-            raise ValueError(f"{where}: no benign flows to learn from ({len(X)} flows, all attacks)")
+            raise DataError(f"{where}: no benign flows to learn from ({len(X)} flows, all attacks)")
         return X.iloc[np.flatnonzero(keep)].reset_index(drop=True)
 
     def fit(self, X: pd.DataFrame, y: Any = None, X_val: pd.DataFrame | None = None, y_val: Any = None):
         """Learn benign traffic from the benign rows of ``X``; returns self."""
         t0 = time.perf_counter()
         if not 0.0 < self.target_far < 1.0:
-            raise ValueError(f"target_far must be in (0, 1), got {self.target_far!r}")
+            raise ConfigError(f"target_far must be in (0, 1), got {self.target_far!r}")
         benign = self._benign_rows(X, y, "training flows")
         if X_val is None:
             rng = np.random.default_rng(self.random_state)
             order = rng.permutation(len(benign))
             n_val = int(round(len(benign) * self.val_fraction))
             if n_val < 1 or len(benign) - n_val < 2:
-                raise ValueError(
+                raise DataError(
                     f"{len(benign)} benign training flows are too few to hold out {self.val_fraction:.0%} for the threshold"
                 )
             val = benign.iloc[np.sort(order[:n_val])].reset_index(drop=True)
@@ -206,7 +214,7 @@ class PCADetector(_UnsupervisedDetector):
 
     def _fit_matrix(self, train: np.ndarray, val: np.ndarray) -> None:
         if self.statistic not in ("combined", "t2", "residual"):
-            raise ValueError(f"statistic must be 'combined', 't2' or 'residual', got {self.statistic!r}")
+            raise ConfigError(f"statistic must be 'combined', 't2' or 'residual', got {self.statistic!r}")
         X = train.astype("float64")
         self.mean_ = X.mean(axis=0)
         centered = X - self.mean_

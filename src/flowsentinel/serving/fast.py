@@ -41,6 +41,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..errors import ConfigError
+
 __all__ = [
     "ONNX_FILE",
     "InferenceConfig",
@@ -106,15 +108,15 @@ class InferenceConfig:
 
     def __post_init__(self):
         if self.engine not in ENGINES:
-            raise ValueError(f"inference engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+            raise ConfigError(f"inference engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
         if self.batch_size < 1:
-            raise ValueError(f"inference batch_size must be at least 1, got {self.batch_size}")
+            raise ConfigError(f"inference batch_size must be at least 1, got {self.batch_size}")
         if self.cache_rows is not None and self.cache_rows < 1:
-            raise ValueError(f"inference cache_rows must be at least 1 (or None), got {self.cache_rows}")
+            raise ConfigError(f"inference cache_rows must be at least 1 (or None), got {self.cache_rows}")
         for name in ("intra_op_threads", "inter_op_threads"):
             value = getattr(self, name)
             if value is not None and value < 1:
-                raise ValueError(f"inference {name} must be at least 1 (or None for the engine default), got {value}")
+                raise ConfigError(f"inference {name} must be at least 1 (or None for the engine default), got {value}")
 
 
 def _onnxruntime():

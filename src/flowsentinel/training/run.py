@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import ExperimentConfig, default_dataset
+from ..errors import ConfigError, DataError
 from ..evaluation.metrics import binary_curves, compute_metrics
 from ..evaluation.report import write_report
 from ..evaluation.splits import make_split
@@ -69,7 +70,7 @@ def load_dataset(path: str | Path | None, *, synthetic_flows: int = 20_000, seed
         flows = flows.iloc[:max_rows].reset_index(drop=True)
     log.info("%s", reader.report.summary())
     if flows.empty:
-        raise ValueError(f"{path}: no valid flows to use ({reader.report.n_rejected:,} rejected)")
+        raise DataError(f"{path}: no valid flows to use ({reader.report.n_rejected:,} rejected)")
     synthetic = DATASET_COLUMN in flows.columns and bool((flows[DATASET_COLUMN] == SYNTHETIC_TAG).any())
     info = {
         "path": str(path),
@@ -91,7 +92,7 @@ def build_detector(cfg: ExperimentConfig):
 
         return MindSporeCNNBiLSTMDetector(**params)
     if cfg.run.backend != "torch":
-        raise ValueError(f"backend must be 'torch' or 'mindspore', got {cfg.run.backend!r}")
+        raise ConfigError(f"backend must be 'torch' or 'mindspore', got {cfg.run.backend!r}")
     from ..models.deep import CNNBiLSTMDetector
 
     return CNNBiLSTMDetector(**params)
@@ -102,12 +103,23 @@ def build_reference(name: str, cfg: ExperimentConfig):
         from ..models.trees import ExtraTreesDetector
 
         return ExtraTreesDetector(task=cfg.run.task, random_state=cfg.run.seed, feature_config=cfg.features)
-    raise ValueError(f"unknown reference model {name!r}; known: extratrees")
+    raise ConfigError(f"unknown reference model {name!r}; known: extratrees")
 
 
 def _labels(flows: pd.DataFrame, task: str) -> np.ndarray:
     y = flows[ATTACK_COLUMN].to_numpy(dtype=object)
     return binary_labels(y) if task == "binary" else y
+
+
+def _display_name(detector) -> str:
+    """The short name a detector goes by in tables (``cnn-bilstm``, ``extratrees``...)."""
+    from ..models.registry import SHORT_NAMES
+
+    name = getattr(detector, "canonical_estimator", type(detector).__name__)
+    for short, (_, cls) in SHORT_NAMES.items():
+        if cls == name:
+            return short
+    return name
 
 
 def evaluate_model(detector, flows: pd.DataFrame, task: str, majority_class: str | None = None):
@@ -142,7 +154,7 @@ def train_and_evaluate(cfg: ExperimentConfig, model_dir: str | Path | None, repo
     detector.fit(train, X_val=val)
     metrics, curve = evaluate_model(detector, test, cfg.run.task, majority)
     metrics["fit_seconds"] = getattr(detector, "fit_seconds_", None)
-    curves = {"CNN-BiLSTM": curve}
+    curves = {_display_name(detector): curve}
     references: dict[str, dict] = {}
     for name in cfg.run.references:
         ref = build_reference(name, cfg)
@@ -154,7 +166,8 @@ def train_and_evaluate(cfg: ExperimentConfig, model_dir: str | Path | None, repo
         curves[name] = ref_curve
 
     result = {
-        "title": f"CNN-BiLSTM, {cfg.run.task}, {cfg.run.protocol} protocol",
+        "title": f"{_display_name(detector)}, {cfg.run.task}, {cfg.run.protocol} protocol",
+        "model_name": _display_name(detector),
         "data": data.description,
         "synthetic": data.synthetic,
         "protocol": cfg.run.protocol,
