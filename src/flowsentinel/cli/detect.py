@@ -1,0 +1,85 @@
+"""``flowsentinel detect``: score a flow file, a capture or a live interface and write verdicts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..choices import BACKENDS, ENGINES, OUTPUT_FORMATS
+from ..errors import UsageError
+from ._common import DEFAULT_MODEL_DIR, load_detector, output
+
+NAME = "detect"
+HELP = "score flows (a flow file, a capture or an interface) and write verdicts"
+
+
+def add_arguments(d: argparse.ArgumentParser) -> None:
+    d.add_argument("input", nargs="?", help="flow file (CSV, CSV.gz, Parquet) or capture (pcap, pcapng)")
+    d.add_argument("--interface", "-i", help="meter and score a live interface")
+    d.add_argument("--model-dir", default=DEFAULT_MODEL_DIR)
+    d.add_argument("--output", "-o", help="default: standard output")
+    d.add_argument("--format", choices=OUTPUT_FORMATS, default="jsonl")
+    d.add_argument("--alerts-only", action="store_true", help="write alerts only, not every flow")
+    d.add_argument("--summary", help="also write the summary as JSON here")
+    d.add_argument("--backend", choices=BACKENDS)
+    d.add_argument("--engine", choices=ENGINES, default="auto",
+                   help="network engine (default auto: ONNX Runtime where installed, else PyTorch)")
+    d.add_argument("--threads", type=int, default=1, help="inference threads (default 1)")
+    d.add_argument("--idle-timeout", type=int, default=120, help="capture/live: flow idle timeout, s")
+    d.add_argument("--active-timeout", type=int, default=1800, help="capture/live: flow active timeout, s")
+    d.add_argument("--max-packets", type=int, help="live: stop after N packets")
+    d.add_argument("--max-seconds", type=float, help="live: stop after N seconds")
+    d.add_argument("--no-progress", action="store_true")
+
+
+def is_capture(path: Path) -> bool:
+    """A pcap/pcapng file, by its magic number or its name."""
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+    except OSError:
+        return False
+    return magic in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d", b"\x0a\x0d\x0d\x0a") \
+        or path.suffix.lower() in (".pcap", ".pcapng", ".cap")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..io.alerts import AlertWriter
+    from ..serving.detect import detect_file, detect_frames, model_identity
+
+    if bool(args.input) == bool(args.interface):
+        raise UsageError("detect: give an INPUT file (flows or capture) or --interface IF, not both and not neither")
+    detector = load_detector(args.model_dir, args.backend)
+    if args.backend != "mindspore":
+        from ..serving.fast import InferenceConfig, fast_detector
+
+        detector = fast_detector(detector, InferenceConfig(engine=args.engine, intra_op_threads=args.threads),
+                                 model_dir=args.model_dir)
+    progress = not args.no_progress
+    with output(args.output) as out:
+        if args.interface or is_capture(Path(args.input)):
+            from ..metering import MeterConfig, meter_capture, meter_interface
+
+            config = MeterConfig(idle_timeout=args.idle_timeout, active_timeout=args.active_timeout)
+            if args.interface:
+                meter_run = meter_interface(args.interface, config, args.max_packets, args.max_seconds)
+            else:
+                meter_run = meter_capture(args.input, config)
+            name, version = model_identity(detector)
+            writer = AlertWriter(out, args.format, model_name=name, model_version=version, only_alerts=args.alerts_only)
+            frames = meter_run
+            if getattr(detector, "mode", "flow") == "window":
+                import pandas as pd
+
+                frames = [pd.concat(list(meter_run), ignore_index=True)]
+            summary = detect_frames(detector, frames, writer, where=args.input or args.interface, progress=progress)
+            print(f"metering: {meter_run.stats.summary()}", file=sys.stderr)
+        else:
+            summary = detect_file(detector, args.input, out, args.format, only_alerts=args.alerts_only,
+                                  progress=progress)
+    print(f"detect: {summary.text()}", file=sys.stderr)
+    if args.summary:
+        Path(args.summary).write_text(json.dumps(summary.as_dict(), indent=2))
+    return 0

@@ -1,0 +1,48 @@
+"""``flowsentinel evaluate``: score every flow of a labelled file and write metrics."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..choices import BACKENDS
+from ._common import DEFAULT_MODEL_DIR, load_detector, print_result
+
+NAME = "evaluate"
+HELP = "score every flow of a labelled file and write metrics"
+
+
+def add_arguments(e: argparse.ArgumentParser) -> None:
+    e.add_argument("--model-dir", default=DEFAULT_MODEL_DIR)
+    e.add_argument("--data", required=True, help="labelled flow file")
+    e.add_argument("--report-dir", help="default MODEL_DIR/evaluation")
+    e.add_argument("--backend", choices=BACKENDS)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..evaluation.report import write_report
+    from ..training.run import evaluate_model, load_dataset
+
+    detector = load_detector(args.model_dir, args.backend)
+    report_dir = Path(args.report_dir or Path(args.model_dir) / "evaluation")
+    data = load_dataset(args.data, rejects_dir=report_dir)
+    detector.check_columns(data.flows.columns, str(args.data))
+    manifest = detector.manifest_
+    majority = manifest.get("training_data", {}).get("majority_class")
+    task = manifest.get("task") or "multiclass"
+    metrics, curve = evaluate_model(detector, data.flows, task, majority)
+    result = {
+        "title": f"{manifest['estimator']} on {Path(args.data).name}",
+        "data": data.description,
+        "synthetic": data.synthetic,
+        "task": task,
+        "model": f"{args.model_dir} ({manifest['estimator']})",
+        "model_name": manifest["estimator"],
+        "metrics": metrics,
+        "references": {},
+        "n_rejected": data.info.get("n_rejected", 0),
+    }
+    files = write_report(report_dir, result, {"model": curve})
+    print_result(result)
+    print(f"metrics: {files['metrics']}")
+    return 0

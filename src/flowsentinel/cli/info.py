@@ -1,0 +1,45 @@
+"""``flowsentinel info``: what a saved model is and how it scored."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ._common import DEFAULT_MODEL_DIR
+
+NAME = "info"
+HELP = "what a saved model is and how it scored"
+
+
+def add_arguments(i: argparse.ArgumentParser) -> None:
+    i.add_argument("--model-dir", default=DEFAULT_MODEL_DIR)
+    i.add_argument("--json", action="store_true", help="print the whole manifest")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..persistence import read_manifest
+
+    manifest = read_manifest(args.model_dir)
+    if args.json:
+        print(json.dumps(manifest, indent=2))
+        return 0
+    test = manifest.get("metrics", {}).get("test", {})
+    data = manifest.get("training_data", {})
+    print(f"model:      {args.model_dir}")
+    print(f"estimator:  {manifest['estimator']} ({manifest.get('backend', 'torch')} backend, task {manifest.get('task')})")
+    arch = manifest.get("architecture")
+    if arch:
+        print(f"network:    {arch['network']} {json.dumps(arch['kwargs'])}")
+    print(f"created:    {manifest['created']} with flowsentinel {manifest['versions'].get('flowsentinel')}, "
+          f"torch {manifest['versions'].get('torch')}")
+    print(f"schema:     {manifest['schema']}; {len(manifest['input_columns'])} input columns -> {manifest['n_model_inputs']} model inputs")
+    print(f"classes:    {', '.join(manifest['classes'])}; alert threshold {manifest['threshold']}")
+    if data:
+        synth = " [SYNTHETIC]" if data.get("synthetic") else ""
+        print(f"trained on: {data.get('path')}{synth} ({data.get('n_flows', 0):,} flows, sha256 {str(data.get('sha256'))[:16]}...)")
+    if test:
+        far = test.get("false_alarm_rate")
+        print(f"test ({manifest['metrics'].get('protocol')} protocol, {test.get('n_flows', 0):,} flows): "
+              f"accuracy {test['accuracy']:.4f}, F1 macro {test['f1_macro']:.4f}, F1 weighted {test['f1_weighted']:.4f}, "
+              f"false-alarm rate {far if far is not None else float('nan'):.4f}")
+    return 0
