@@ -39,30 +39,29 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from flowsentinel.benchmarking import measure_speed  # noqa: E402
-from flowsentinel.config import default_dataset  # noqa: E402
-from flowsentinel.evaluation.splits import stratified_split  # noqa: E402
-from flowsentinel.models.deep import CNNBiLSTMDetector  # noqa: E402
+from flowsentinel.models.deep import cnn_bilstm  # noqa: E402
+from flowsentinel.paths import data_file  # noqa: E402
 from flowsentinel.persistence import save_model  # noqa: E402
+from flowsentinel.sampling import stratified_split  # noqa: E402
+from flowsentinel.training.benchmark import measure_speed  # noqa: E402
+from flowsentinel.training.experiment import DEFAULT_SAMPLE, load_dataset  # noqa: E402
 
 log = logging.getLogger("bench_backends")
 
 
 def load_flows(rows: int, seed: int) -> tuple[pd.DataFrame, str]:
-    path = default_dataset()
+    path = data_file(DEFAULT_SAMPLE)
     if path is None:
         from flowsentinel.synthetic import generate_flows
 
         log.warning("the NF-BoT-IoT-v2 sample is not in the data folder: using %d SYNTHETIC flows", rows)
         return generate_flows(rows, random_state=seed), f"SYNTHETIC ({rows:,} flows)"
-    from flowsentinel.training.run import load_dataset
-
     data = load_dataset(path, max_rows=rows)
     return data.flows, data.description
 
 
 def inference_speed(detector, flows: pd.DataFrame, batch: int, repeats: int, latency_calls: int) -> dict[str, float]:
-    """flowsentinel.benchmarking.measure_speed, plus the first call's time (MindSpore compiles the shape there)."""
+    """flowsentinel.training.benchmark.measure_speed, plus the first call's time (MindSpore compiles the shape there)."""
     big = pd.concat([flows] * int(np.ceil(batch / len(flows))), ignore_index=True).iloc[:batch]
     t0 = time.perf_counter()
     detector.predict_proba(big)
@@ -94,7 +93,7 @@ def main() -> int:
     from flowsentinel.backends import mindspore as msb
 
     torch.set_num_threads(args.threads)
-    msb._mindspore(args.threads)
+    msb.mindspore_module(args.threads)
     flows, description = load_flows(args.rows, args.seed)
     part = stratified_split(flows["Attack"].to_numpy(), (0.7, 0.15, 0.15), seed=args.seed)
     train, val, test = (flows.iloc[i].reset_index(drop=True) for i in (part.train, part.val, part.test))
@@ -103,9 +102,9 @@ def main() -> int:
               "num_threads": args.threads, "verbose": False}
 
     rows, fitted = [], {}
-    for name, cls in (("torch", CNNBiLSTMDetector), ("mindspore", msb.MindSporeCNNBiLSTMDetector)):
+    for name in ("torch", "mindspore"):
         log.info("training %s on %d flows, %d epochs", name, len(train), args.epochs)
-        det = cls(**params).fit(train, X_val=val)
+        det = cnn_bilstm(backend=name, **params).fit(train, X_val=val)
         fitted[name] = det
         log.info("scoring with %s", name)
         rows.append({"backend": name, "train": train_speed(det), "fit_s": det.fit_seconds_,
@@ -117,11 +116,12 @@ def main() -> int:
         path = save_model(fitted["torch"], Path(tmp) / "model")
         ported = msb.load_mindspore_model(path)
         native = msb.load_mindspore_model(path)
-    arch = native.manifest_["architecture"]
-    native.module_ = msb.network_classes().MindSporeCNNBiLSTMNet(
-        arch["n_inputs"], arch["n_classes"], conv="native", lstm="native", **native.module_kwargs())
-    msb.load_canonical_state(native.module_, ported.canonical_state())
-    native.module_.set_train(False)
+    arch = native.manifest_["state"]["architecture"]
+    native.network_ = msb.network_classes().MindSporeCNNBiLSTMNet(
+        arch["n_inputs"], arch["n_classes"], conv="native", lstm="native", **native.network_kwargs())
+    msb.load_canonical_state(native.network_, ported.canonical_weights())
+    native.network_.set_train(False)
+    native.use_backend_engine()
     rows[0]["dp"] = 0.0
     rows[1]["dp"] = float(np.abs(ported.predict_proba(test) - reference).max())
     log.info("scoring with MindSpore's nn.Conv1d + nn.LSTM")

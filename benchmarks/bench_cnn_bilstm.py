@@ -41,9 +41,8 @@ def peak_rss_mib() -> float:
 
 
 def main() -> int:
-    from flowsentinel.models.deep import CNNBiLSTMDetector
-    from flowsentinel.training.loop import predict_logits
-    from flowsentinel.training.run import load_dataset
+    from flowsentinel.models.deep import cnn_bilstm
+    from flowsentinel.training.experiment import load_dataset
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data")
@@ -62,7 +61,7 @@ def main() -> int:
     if len(test) < 4096:
         test = flows.iloc[: 4096 * 8]
 
-    det = CNNBiLSTMDetector(mode=args.mode, max_epochs=1, verbose=False, val_fraction=0.05)
+    det = cnn_bilstm(mode=args.mode, max_epochs=1, verbose=False, val_fraction=0.05)
     t0 = time.perf_counter()
     det.fit(train)
     fit_s = time.perf_counter() - t0
@@ -76,10 +75,10 @@ def main() -> int:
         det.predict_proba(b)
     e2e = len(batches) * 4096 / (time.perf_counter() - t0)
     # ... and the network alone on prepared inputs.
-    source = det._source(test, det._transform(test))
-    predict_logits(det.module_, source, 4096)
+    source = det.model_input(test)
+    det.probabilities(source, 4096)
     t0 = time.perf_counter()
-    predict_logits(det.module_, source, 4096)
+    det.probabilities(source, 4096)
     net = len(source) / (time.perf_counter() - t0)
 
     # Single-flow latency, end to end, one flow per call.
@@ -92,7 +91,7 @@ def main() -> int:
     p50, p99 = np.percentile(np.asarray(lat) * 1e3, [50, 99])
 
     print(f"machine: {machine()}")
-    print(f"data: {data.description}; model: CNN-BiLSTM ({args.mode} mode), {sum(p.numel() for p in det.module_.parameters()):,} parameters")
+    print(f"data: {data.description}; model: CNN-BiLSTM ({args.mode} mode), {sum(p.numel() for p in det.network_module.parameters()):,} parameters")
     rows = [
         ("training (one epoch, batch %d)" % det.batch_size, f"{train_speed:,.0f} flows/s", f"{len(train):,} flows, fit {fit_s:.1f} s"),
         ("inference, batch 4096, end to end", f"{e2e:,.0f} flows/s", "flow table -> features -> probabilities"),

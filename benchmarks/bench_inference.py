@@ -28,6 +28,7 @@ Each throughput is the best of ``--repeat`` passes (the CPU may be shared).
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
 import os
 import platform
@@ -43,17 +44,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from sklearn.metrics import f1_score  # noqa: E402
 
-from flowsentinel.evaluation.splits import stratified_split  # noqa: E402
-from flowsentinel.models.deep import CNNBiLSTMDetector  # noqa: E402
+from flowsentinel.models.deep import cnn_bilstm  # noqa: E402
+from flowsentinel.models.engines import InferenceConfig, OnnxEngine  # noqa: E402
 from flowsentinel.models.trees import ExtraTreesDetector  # noqa: E402
-from flowsentinel.paths import data_dir
-from flowsentinel.serving.fast import (  # noqa: E402
-    FastDetector,
-    InferenceConfig,
-    OnnxScorer,
-    export_onnx,
-)
-from flowsentinel.training.run import load_dataset  # noqa: E402
+from flowsentinel.paths import data_dir  # noqa: E402
+from flowsentinel.sampling import stratified_split  # noqa: E402
+from flowsentinel.training.experiment import load_dataset  # noqa: E402
 
 SAMPLE = "nf-bot-iot-v2/NF-BoT-IoT-v2-sample.csv.gz"
 log = logging.getLogger("bench_inference")
@@ -94,18 +90,18 @@ def latency_ms(fn, frames, n_calls: int) -> tuple[float, float]:
     return float(np.percentile(times, 50)), float(np.percentile(times, 99))
 
 
-def quantized_scorer(detector, config: InferenceConfig, workdir: Path) -> OnnxScorer:
+def quantized_scorer(detector, config: InferenceConfig, workdir: Path) -> OnnxEngine:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     src, dst = workdir / "fp32.onnx", workdir / "int8.onnx"
-    export_onnx(detector, src)
+    src.write_bytes(detector.onnx_graph())
     root = logging.getLogger()
     level, root.level = root.level, logging.ERROR  # the quantizer's advice to pre-process goes to the root logger
     try:
         quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
     finally:
         root.setLevel(level)
-    return OnnxScorer(dst, config)
+    return OnnxEngine(dst, config)
 
 
 def main() -> int:
@@ -150,7 +146,7 @@ def main() -> int:
     # ---- Extra Trees, the reference -------------------------------------
     log.info("training Extra Trees on %d flows", len(train))
     trees = ExtraTreesDetector(n_estimators=100, n_jobs=2, random_state=0).fit(train)
-    tree_matrix = [trees._transform(f) for f in frames]
+    tree_matrix = [trees.features_.transform(f) for f in frames]
     tree_f1 = macro_f1(trees.predict(test))
     p50, p99 = latency_ms(trees.predict_proba, singles, min(args.latency_calls, 100))
     rows.append(("Extra Trees, 100 trees", "sklearn", 2,
@@ -162,17 +158,17 @@ def main() -> int:
         for name in names:
             log.info("training CNN-BiLSTM %s", name)
             torch.set_num_threads(1)
-            det = CNNBiLSTMDetector(max_epochs=args.epochs, patience=args.epochs, verbose=False, num_threads=1,
-                                    random_state=0, **VARIANTS[name]).fit(train)
-            matrices = [det._transform(f) for f in frames]
+            det = cnn_bilstm(max_epochs=args.epochs, patience=args.epochs, verbose=False, num_threads=1,
+                             random_state=0, **VARIANTS[name]).fit(train)
+            matrices = [det.features_.transform(f) for f in frames]
             reference = det.predict_proba(test)
             f1 = macro_f1(det.labels_from_proba(reference))
             best_net = best_e2e = 0.0
             for t in threads:
                 torch.set_num_threads(t)
-                with torch.inference_mode():
-                    net = best_rate(lambda m: torch.softmax(det.module_(torch.from_numpy(m)), 1), matrices, args.repeat)
-                wrapped = FastDetector(det, InferenceConfig(engine="torch", intra_op_threads=t, batch_size=args.batch))
+                wrapped = copy.deepcopy(det)
+                wrapped.use_engine(InferenceConfig(engine="torch", intra_op_threads=t, batch_size=args.batch))
+                net = best_rate(wrapped.engine, matrices, args.repeat)
                 p50, p99 = latency_ms(wrapped.predict_proba, singles, args.latency_calls)
                 rows.append((name, "torch", t, net, best_rate(wrapped.predict_proba, frames, args.repeat), p50, p99, 0.0, f1))
             engines = [("onnxruntime", False, 1024), ("ort, whole", False, None)]
@@ -180,8 +176,9 @@ def main() -> int:
             for engine, int8, cache_rows in engines:
                 for t in threads:
                     config = InferenceConfig(engine="onnx", intra_op_threads=t, batch_size=args.batch, cache_rows=cache_rows)
-                    scorer = quantized_scorer(det, config, Path(tmp)) if int8 else OnnxScorer(export_onnx(det), config)
-                    fast = FastDetector(det, config, scorer)
+                    scorer = quantized_scorer(det, config, Path(tmp)) if int8 else OnnxEngine(det.onnx_graph(), config)
+                    fast = copy.deepcopy(det)
+                    fast.engine_, fast.inference_ = scorer, config
                     proba = fast.predict_proba(test)
                     diff = float(np.abs(proba - reference).max())
                     net = best_rate(scorer, matrices, args.repeat)
@@ -191,8 +188,9 @@ def main() -> int:
                     if not int8:
                         best_net, best_e2e = max(best_net, net), max(best_e2e, e2e)
             log.info("%s measured", name)
-            params = sum(p.numel() for p in det.module_.parameters())
-            arch.append((name, det.module_.seq_len, params, f1, best_net, best_e2e))
+            module = det.torch_module()
+            params = sum(p.numel() for p in module.parameters())
+            arch.append((name, module.seq_len, params, f1, best_net, best_e2e))
 
     print(f"data: {args.data.name}, {len(train):,} training flows ({args.epochs} epochs, a SHORT training), "
           f"{len(test):,} held-out flows timed in batches of {args.batch}, best of {args.repeat} passes")

@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from flowsentinel.metering import MeterConfig, inspect_capture, meter_capture  # noqa: E402
-from flowsentinel.paths import data_dir
+from flowsentinel.paths import data_dir  # noqa: E402
 
 
 def largest_capture(root: Path) -> Path:

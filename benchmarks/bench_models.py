@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Every detector on the same ``paper`` and ``dedup`` splits: the README table.
 
-A thin wrapper over :func:`flowsentinel.benchmarking.run_benchmark` (the same
+A thin wrapper over :func:`flowsentinel.training.benchmark.run_benchmark` (the same
 as ``flowsentinel benchmark``), with the machine it ran on printed above the
 table. One run, one table; timings are only comparable within it.
 
@@ -21,11 +21,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from flowsentinel.benchmarking import add_benchmark_arguments, benchmark_from_args, summary_text  # noqa: E402
+from flowsentinel.cli.benchmark import add_arguments, options  # noqa: E402
+from flowsentinel.training.benchmark import run_benchmark, summary_text  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = add_benchmark_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    parser = add_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     import torch
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         f"machine: {platform.machine()}, {os.cpu_count()} CPU(s), Python {platform.python_version()}, "
         f"torch {torch.__version__} ({torch.get_num_threads()} threads)\n"
     )
-    print(summary_text(benchmark_from_args(args)))
+    print(summary_text(run_benchmark(**options(args))))
     return 0
 
 

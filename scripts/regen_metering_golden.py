@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from flowsentinel.metering.answer_key import golden_record  # noqa: E402
-from flowsentinel.paths import data_dir
+from flowsentinel.paths import data_dir  # noqa: E402
 
 GOLDEN_DIR = REPO / "tests" / "golden" / "metering"
 CAPTURE_DIRS = ("ndpi", "ppa", "slips")

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+from flowsentinel.models.autoencoder import AutoencoderDetector
 from flowsentinel.models.baseline_networks import TCNNet
-from flowsentinel.models.baselines import DEEP_BASELINES
-from flowsentinel.models.deep import DeepClassifier
-from flowsentinel.models.registry import SHORT_NAMES, estimator_classes, short_names
-from flowsentinel.models.unsupervised import AutoencoderDetector, IsolationForestDetector, PCADetector
+from flowsentinel.models.deep import DeepDetector, preset
+from flowsentinel.models.presets import NETWORKS, network_defaults
+from flowsentinel.models.registry import SHORT_NAMES, estimator_classes, make_detector
+from flowsentinel.models.unsupervised import IsolationForestDetector, PCADetector
 from flowsentinel.schema import BENIGN_CLASS
 from flowsentinel.synthetic import generate_flows
 
@@ -124,12 +125,21 @@ def test_pseudo_probability_is_one_half_at_the_raw_threshold(benign_heavy):
     assert np.all(np.diff(p[np.argsort(raw)]) >= 0)
 
 
-# ---- deep baselines: one training loop, causal TCN ----------------------------------
-def test_deep_baselines_have_no_training_loop_of_their_own():
-    for cls in DEEP_BASELINES:
-        assert issubclass(cls, DeepClassifier)
-        assert cls.fit is DeepClassifier.fit, f"{cls.__name__} must train through DeepClassifier.fit"
+# ---- deep baselines: one estimator, networks passed in, causal TCN -----------------
+def test_deep_baselines_are_presets_of_the_one_estimator():
+    for name in NETWORKS:
+        det = preset(name)
+        assert type(det) is DeepDetector and det.network == name
+        assert det.network_kwargs() == {"mode": "flow", "window": 8}  # the network class's defaults apply
+        assert network_defaults(name)  # ... and they are the class's own, in one place
     assert not hasattr(AutoencoderDetector, "train_step")
+
+
+def test_flat_settings_split_between_estimator_and_network():
+    det = preset("cnn-bilstm", lstm_hidden=64, max_epochs=3)
+    assert det.network_params == {"lstm_hidden": 64} and det.max_epochs == 3
+    with pytest.raises(ValueError, match="unknown key"):
+        preset("dnn", lstm_hidden=64)
 
 
 @pytest.mark.parametrize("mode,shape", [("window", (3, 12, 5)), ("flow", (3, 30))])
@@ -150,7 +160,6 @@ def test_tcn_is_causal(mode, shape):
 
 
 def test_registry_names_every_detector():
-    classes = short_names()
-    assert list(classes) == list(SHORT_NAMES)
-    assert len(estimator_classes()) == len(SHORT_NAMES)
-    assert {c.kind for c in classes.values()} == {"supervised", "unsupervised"}
+    kinds = {make_detector(name).kind for name in SHORT_NAMES}
+    assert kinds == {"supervised", "unsupervised"}
+    assert set(estimator_classes()) == {type(make_detector(name)).__name__ for name in SHORT_NAMES}

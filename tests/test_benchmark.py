@@ -8,8 +8,9 @@ import json
 import pytest
 import torch
 
-from flowsentinel.benchmarking import add_benchmark_arguments, markdown_table, run_benchmark
 from flowsentinel.cli import main
+from flowsentinel.cli.benchmark import add_arguments as add_benchmark_arguments
+from flowsentinel.training.benchmark import markdown_table, run_benchmark
 
 ROW_KEYS = (
     "accuracy", "f1_macro", "f1_weighted", "recall", "false_alarm_rate", "roc_auc", "train_s", "flows_per_s",

@@ -80,7 +80,8 @@ def test_detect_scores_match_the_saved_model(trained, sample_slice, fmt):
 def test_info_describes_the_model(trained, capsys):
     assert main(["info", "--model-dir", str(trained / "model")]) == 0
     text = capsys.readouterr().out
-    assert "CNNBiLSTMDetector" in text and "accuracy" in text and "Benign" in text
+    assert "DeepDetector cnn-bilstm" in text and "accuracy" in text and "Benign" in text
+    assert "files and the decision fields match" in text
 
 
 def test_user_mistakes_exit_2_with_one_line_and_no_traceback(trained, tmp_path, sample_slice, capsys):

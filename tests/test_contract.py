@@ -11,21 +11,13 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 
-from flowsentinel.features import MissingColumnsError
-from flowsentinel.models.base import NotFittedError
-from flowsentinel.models.baselines import (
-    CNNDetector,
-    CNNGRUDetector,
-    CNNLSTMDetector,
-    DNNDetector,
-    LightGBMDetector,
-    LSTMDetector,
-    TCNDetector,
-)
-from flowsentinel.models.deep import CNNBiLSTMDetector
+from flowsentinel.errors import ConfigError, MissingColumnsError, NotFittedError
+from flowsentinel.models.autoencoder import AutoencoderDetector
+from flowsentinel.models.boosting import LightGBMDetector
+from flowsentinel.models.deep import preset
 from flowsentinel.models.registry import estimator_classes
 from flowsentinel.models.trees import ExtraTreesDetector, RandomForestDetector
-from flowsentinel.models.unsupervised import AutoencoderDetector, IsolationForestDetector, PCADetector
+from flowsentinel.models.unsupervised import IsolationForestDetector, PCADetector
 from flowsentinel.persistence import load_model, save_model
 from flowsentinel.schema import BENIGN_CLASS
 
@@ -34,26 +26,23 @@ DEEP = dict(max_epochs=3, patience=3, batch_size=64, lr=1e-2, num_threads=1, ver
 N_FLOWS = 800
 
 FACTORIES = {
-    "cnn-bilstm-flow": lambda: CNNBiLSTMDetector(conv_channels=(8, 16), lstm_hidden=8, dense=16, **DEEP),
-    "cnn-bilstm-window": lambda: CNNBiLSTMDetector(mode="window", window=4, conv_channels=(8, 16), lstm_hidden=8, dense=16, **DEEP),
+    "cnn-bilstm-flow": lambda: preset("cnn-bilstm", conv_channels=(8, 16), lstm_hidden=8, dense=16, **DEEP),
+    "cnn-bilstm-window": lambda: preset("cnn-bilstm", mode="window", window=4, conv_channels=(8, 16), lstm_hidden=8,
+                                        dense=16, **DEEP),
     "extratrees": lambda: ExtraTreesDetector(n_estimators=15, n_jobs=1),
     "randomforest": lambda: RandomForestDetector(n_estimators=15, n_jobs=1),
     "lightgbm": lambda: LightGBMDetector(n_estimators=25, n_jobs=1),
-    "dnn": lambda: DNNDetector(hidden_layers=(32, 16), **DEEP),
-    "cnn": lambda: CNNDetector(conv_channels=(8, 16), dense=16, **DEEP),
-    "lstm": lambda: LSTMDetector(hidden=8, dense=16, **DEEP),
-    "cnn-lstm": lambda: CNNLSTMDetector(conv_channels=(8, 16), hidden=8, dense=16, **DEEP),
-    "cnn-gru": lambda: CNNGRUDetector(conv_channels=(8, 16), hidden=8, dense=16, **DEEP),
-    "tcn": lambda: TCNDetector(channels=(8, 8), dense=16, **DEEP),
+    "dnn": lambda: preset("dnn", hidden_layers=(32, 16), **DEEP),
+    "cnn": lambda: preset("cnn", conv_channels=(8, 16), dense=16, **DEEP),
+    "lstm": lambda: preset("lstm", hidden=8, dense=16, **DEEP),
+    "cnn-lstm": lambda: preset("cnn-lstm", conv_channels=(8, 16), hidden=8, dense=16, **DEEP),
+    "cnn-gru": lambda: preset("cnn-gru", conv_channels=(8, 16), hidden=8, dense=16, **DEEP),
+    "tcn": lambda: preset("tcn", channels=(8, 8), dense=16, **DEEP),
     "pca": lambda: PCADetector(),
     "isolationforest": lambda: IsolationForestDetector(n_estimators=25, n_jobs=1),
     "autoencoder": lambda: AutoencoderDetector(hidden_layers=(16, 4), max_epochs=3, num_threads=1, verbose=False),
 }
 NAMES = list(FACTORIES)
-
-
-def _persistable(det) -> bool:
-    return hasattr(det, "module_") or hasattr(det, "save_state")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -177,8 +166,6 @@ def test_same_random_state_gives_identical_scores(name, fitted, flows):
 @pytest.mark.parametrize("name", NAMES)
 def test_save_load_round_trip(name, fitted, flows, tmp_path):
     det = fitted(name)
-    if not _persistable(det):
-        pytest.skip(f"{type(det).__name__} has no pickle-free save format")
     save_model(det, tmp_path / "model")
     loaded = load_model(tmp_path / "model")
     assert type(loaded) is type(det)
@@ -187,3 +174,32 @@ def test_save_load_round_trip(name, fitted, flows, tmp_path):
     np.testing.assert_array_equal(loaded.decision_function(flows), det.decision_function(flows))
     np.testing.assert_array_equal(loaded.predict(flows), det.predict(flows))
     assert not list((tmp_path / "model").glob("*.pkl")) and not list((tmp_path / "model").glob("*.joblib"))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_detector_declares_the_threshold_policy(name):
+    params = FACTORIES[name]().get_params()
+    assert "threshold" in params and "target_far" in params
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_fixed_threshold_is_kept_and_a_target_is_met(name, flows):
+    det = clone(FACTORIES[name]()).set_params(threshold=0.42)
+    if "max_epochs" in det.get_params():
+        det.set_params(max_epochs=1)
+    assert det.fit(flows).threshold_ == 0.42
+    target = clone(det).set_params(threshold=None, target_far=0.1)
+    val = flows.iloc[::3].reset_index(drop=True)
+    target.fit(flows, X_val=val)
+    benign = val[val["Attack"] == BENIGN_CLASS]
+    assert target.is_alert(benign).mean() <= 0.1 + 1e-9
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bad_parameter_values_fail_before_any_work(name, flows):
+    det = FACTORIES[name]()
+    bad = {"threshold": 2.0}
+    if "max_epochs" in det.get_params():
+        bad = {"max_epochs": 0}
+    with pytest.raises(ConfigError):
+        clone(det).set_params(**bad).fit(flows)

@@ -19,7 +19,7 @@ pytest.importorskip("mindspore", reason="MindSpore backend environment not insta
 import torch  # noqa: E402
 
 from flowsentinel.backends.mindspore import (  # noqa: E402
-    MindSporeCNNBiLSTMDetector,
+    MindSporeEngine,
     canonical_state,
     load_canonical_state,
     load_mindspore_model,
@@ -30,9 +30,9 @@ from flowsentinel.backends.mindspore import (  # noqa: E402
 )
 from flowsentinel.cli import main  # noqa: E402
 from flowsentinel.io.readers import read_flows  # noqa: E402
-from flowsentinel.models.deep import CNNBiLSTMDetector  # noqa: E402
+from flowsentinel.models.deep import cnn_bilstm  # noqa: E402
 from flowsentinel.models.networks import CNNBiLSTMNet  # noqa: E402
-from flowsentinel.persistence import ModelLoadError, load_model, save_model  # noqa: E402
+from flowsentinel.persistence import load_model, save_model  # noqa: E402
 
 PARITY_ATOL = 1e-5
 FAST = {"max_epochs": 1, "batch_size": 256, "verbose": False}
@@ -41,7 +41,7 @@ FAST = {"max_epochs": 1, "batch_size": 256, "verbose": False}
 def _random_torch_net(mode: str, layers: int, seed: int) -> CNNBiLSTMNet:
     """A network with every weight, batch-norm statistic included, away from its initial value."""
     torch.manual_seed(seed)
-    kwargs = CNNBiLSTMDetector(mode=mode, lstm_layers=layers).module_kwargs()
+    kwargs = cnn_bilstm(mode=mode, lstm_layers=layers).network_kwargs()
     net = CNNBiLSTMNet(24, 5, **kwargs).eval()
     with torch.no_grad():
         for name, value in net.state_dict().items():
@@ -65,7 +65,7 @@ def test_layout_round_trip_is_exact(mode, layers):
     assert all(np.array_equal(back[k], state[k]) and back[k].dtype == state[k].dtype for k in state)
 
     # Through a real MindSpore network: its parameter names are what the conversion produces.
-    net = network_classes().MindSporeCNNBiLSTMNet(24, 5, **CNNBiLSTMDetector(mode=mode, lstm_layers=layers).module_kwargs())
+    net = network_classes().MindSporeCNNBiLSTMNet(24, 5, **cnn_bilstm(mode=mode, lstm_layers=layers).network_kwargs())
     assert set(net.parameters_dict()) == set(ms_state)
     load_canonical_state(net, state)
     again = canonical_state(net)
@@ -75,7 +75,7 @@ def test_layout_round_trip_is_exact(mode, layers):
 def test_native_and_fast_cells_share_parameters_and_outputs():
     tnet = _random_torch_net("flow", 1, seed=5)
     state = {k: v.numpy() for k, v in tnet.state_dict().items() if not k.endswith("num_batches_tracked")}
-    kwargs = CNNBiLSTMDetector().module_kwargs()
+    kwargs = cnn_bilstm().network_kwargs()
     x = np.random.default_rng(0).normal(size=(64, 24)).astype(np.float32)
     with torch.no_grad():
         expected = tnet(torch.from_numpy(x)).numpy()
@@ -90,7 +90,7 @@ def test_native_and_fast_cells_share_parameters_and_outputs():
 
 
 def test_weights_that_do_not_fit_are_named():
-    net = network_classes().MindSporeCNNBiLSTMNet(24, 5, **CNNBiLSTMDetector().module_kwargs())
+    net = network_classes().MindSporeCNNBiLSTMNet(24, 5, **cnn_bilstm().network_kwargs())
     state = canonical_state(net)
     state.pop("out.bias")
     state["hidden.weight"] = state["hidden.weight"][:, :3]
@@ -109,7 +109,7 @@ def torch_models(sample_frame, tmp_path_factory):
     def get(mode):
         if mode not in made:
             base, _, binned = mode.partition("-")
-            det = CNNBiLSTMDetector(mode=base, input_bins=16 if binned else 0, random_state=1, **FAST)
+            det = cnn_bilstm(mode=base, input_bins=16 if binned else 0, random_state=1, **FAST)
             det.fit(sample_frame.iloc[:3000])
             made[mode] = det, save_model(det, tmp_path_factory.mktemp(f"torch-{mode}") / "model")
         return made[mode]
@@ -122,8 +122,8 @@ def test_parity_on_real_flows(torch_models, mode, sample_frame):
     """Same weights, same class probabilities: PyTorch-trained, scored in both backends."""
     torch_det, path = torch_models(mode)
     ms_det = load_mindspore_model(path)
-    assert isinstance(ms_det, MindSporeCNNBiLSTMDetector) and ms_det.mode == torch_det.mode
-    assert ms_det.input_bins == torch_det.input_bins
+    assert isinstance(ms_det.engine_, MindSporeEngine) and ms_det.mode == torch_det.mode
+    assert ms_det.network_kwargs() == torch_det.network_kwargs()
     assert list(ms_det.classes_) == list(torch_det.classes_) and ms_det.threshold_ == torch_det.threshold_
     expected = torch_det.predict_proba(sample_frame)
     got = ms_det.predict_proba(sample_frame)
@@ -145,7 +145,7 @@ def small_synthetic(synthetic):
 
 @pytest.fixture(scope="module")
 def ms_trained(small_synthetic):
-    return MindSporeCNNBiLSTMDetector(max_epochs=3, batch_size=256, verbose=False, random_state=0).fit(small_synthetic)
+    return cnn_bilstm(backend="mindspore", max_epochs=3, batch_size=256, verbose=False, random_state=0).fit(small_synthetic)
 
 
 def test_mindspore_training_reduces_loss(ms_trained, small_synthetic):
@@ -162,12 +162,12 @@ def test_mindspore_training_reduces_loss(ms_trained, small_synthetic):
 
 def test_mindspore_starts_where_torch_starts(ms_trained, small_synthetic):
     """Same seed, same initial weights and loop: the first epoch's loss is close to the PyTorch backend's."""
-    torch_det = CNNBiLSTMDetector(**ms_trained.get_params()).set_params(max_epochs=1).fit(small_synthetic)
+    torch_det = type(ms_trained)(**ms_trained.get_params()).set_params(max_epochs=1, backend="torch").fit(small_synthetic)
     assert abs(ms_trained.history_[0]["train_loss"] - torch_det.history_[0]["train_loss"]) < 0.05
 
 
 def test_mindspore_window_mode_trains(synthetic):
-    det = MindSporeCNNBiLSTMDetector(mode="window", window=4, max_epochs=1, batch_size=256, verbose=False)
+    det = cnn_bilstm(backend="mindspore", mode="window", window=4, max_epochs=1, batch_size=256, verbose=False)
     det.fit(synthetic.iloc[:800])
     assert det.predict_proba(synthetic.iloc[:50]).shape == (50, len(det.classes_))
 
@@ -176,12 +176,12 @@ def test_mindspore_model_loads_in_torch_and_back(ms_trained, small_synthetic, tm
     path = save_model(ms_trained, tmp_path / "model")
     manifest = json.loads((path / "manifest.json").read_text())
     assert manifest["backend"] == "mindspore"
-    assert manifest["estimator"] == "CNNBiLSTMDetector" and manifest["architecture"]["network"] == "CNNBiLSTMNet"
+    assert manifest["estimator"] == "DeepDetector" and manifest["state"]["architecture"]["network"] == "CNNBiLSTMNet"
     assert "mindspore" in manifest["versions"]
     expected = ms_trained.predict_proba(small_synthetic)
 
-    torch_det = load_model(path)
-    assert isinstance(torch_det, CNNBiLSTMDetector) and not isinstance(torch_det, MindSporeCNNBiLSTMDetector)
+    torch_det = load_model(path, engine="torch")
+    assert type(torch_det.engine_).__name__ == "TorchEngine"
     assert np.abs(torch_det.predict_proba(small_synthetic) - expected).max() <= PARITY_ATOL
 
     again = load_mindspore_model(path)
@@ -191,13 +191,13 @@ def test_mindspore_model_loads_in_torch_and_back(ms_trained, small_synthetic, tm
 def test_scores_follow_weights_loaded_after_compiling(small_synthetic, tmp_path):
     """Restoring the best checkpoint sets the weights after the forward pass was
     compiled; scoring, the alert threshold and the saved model must all use them."""
-    det = MindSporeCNNBiLSTMDetector(**FAST, random_state=3).fit(small_synthetic)
+    det = cnn_bilstm(backend="mindspore", **FAST, random_state=3).fit(small_synthetic)
     before = det.predict_proba(small_synthetic)  # compiles and caches the forward pass
-    state = {k: (v * 0.5 if k.endswith("weight") else v) for k, v in det.canonical_state().items()}
-    load_canonical_state(det.module_, state)
+    state = {k: (v * 0.5 if k.endswith("weight") else v) for k, v in det.canonical_weights().items()}
+    load_canonical_state(det.network_module, state)
     after = det.predict_proba(small_synthetic)
     assert np.abs(after - before).max() > 1e-3
-    torch_det = load_model(save_model(det, tmp_path / "model"))
+    torch_det = load_model(save_model(det, tmp_path / "model"), engine="torch")
     assert np.abs(torch_det.predict_proba(small_synthetic) - after).max() <= PARITY_ATOL
 
 
@@ -211,7 +211,7 @@ def test_compiled_training_steps_follow_torch_after_the_first():
 
     from flowsentinel.backends.mindspore import make_train_step
 
-    kwargs = CNNBiLSTMDetector(input_bins=4, dropout=0.0).module_kwargs()
+    kwargs = cnn_bilstm(input_bins=4, dropout=0.0).network_kwargs()
     n_in, n_cls, lr = 12, 3, 0.05
     torch.manual_seed(0)
     tnet = CNNBiLSTMNet(n_in, n_cls, **kwargs)
@@ -239,22 +239,25 @@ def test_compiled_training_steps_follow_torch_after_the_first():
 
 
 def test_binned_mindspore_model_fits_its_edges_and_loads_in_torch(small_synthetic, tmp_path):
-    det = MindSporeCNNBiLSTMDetector(input_bins=8, max_epochs=1, batch_size=256, verbose=False).fit(small_synthetic)
-    edges = det.canonical_state()["encoding.edges"]
+    det = cnn_bilstm(backend="mindspore", input_bins=8, max_epochs=1, batch_size=256, verbose=False).fit(small_synthetic)
+    edges = det.canonical_weights()["encoding.edges"]
     assert edges.shape == (len(det.features_.output_names_), 9) and not np.allclose(edges, 0.0)
     expected = det.predict_proba(small_synthetic)
-    torch_det = load_model(save_model(det, tmp_path / "model"))
-    assert np.array_equal(torch_det.module_.encoding.edges.numpy(), edges)
+    torch_det = load_model(save_model(det, tmp_path / "model"), engine="torch")
+    assert np.array_equal(torch_det.torch_module().encoding.edges.numpy(), edges)
     assert np.abs(torch_det.predict_proba(small_synthetic) - expected).max() <= PARITY_ATOL
 
 
-def test_only_cnn_bilstm_models_load_in_mindspore(ms_trained, tmp_path):
-    path = save_model(ms_trained, tmp_path / "model")
-    manifest = json.loads((path / "manifest.json").read_text())
-    manifest["estimator"] = "ExtraTreesDetector"
-    (path / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ModelLoadError, match="CNN-BiLSTM models only"):
+def test_only_cnn_bilstm_models_load_in_mindspore(small_synthetic, tmp_path):
+    from flowsentinel.errors import ConfigError
+    from flowsentinel.models.deep import preset
+
+    dnn = preset("dnn", max_epochs=1, verbose=False).fit(small_synthetic)
+    path = save_model(dnn, tmp_path / "model")
+    with pytest.raises(ConfigError, match="cnn-bilstm network only"):
         load_mindspore_model(path)
+    with pytest.raises(ConfigError, match="cnn-bilstm network only"):
+        preset("dnn", backend="mindspore", max_epochs=1, verbose=False).fit(small_synthetic)
 
 
 # ---- the command line ----------------------------------------------------------------------------

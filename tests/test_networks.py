@@ -67,7 +67,7 @@ def test_bin_encoding_is_the_value_then_its_share_of_each_bin():
 
 @pytest.mark.parametrize("mode,shape", [("flow", (5, 30)), ("window", (5, 4, 30))])
 def test_binned_network_shapes_and_channels(mode, shape):
-    net = CNNBiLSTMNet(30, 3, mode=mode, window=4, conv_channels=(8,), pool=2, bins=6).eval()
+    net = CNNBiLSTMNet(30, 3, mode=mode, window=4, conv_channels=(8,), pool=2, input_bins=6).eval()
     first = net.features[0].conv
     assert first.in_channels == (7 if mode == "flow" else 30 * 7)
     assert net(torch.randn(*shape)).shape == (5, 3)
@@ -77,12 +77,12 @@ def test_binned_network_shapes_and_channels(mode, shape):
 def test_detector_fits_the_bin_edges_on_its_training_flows(synthetic):
     import numpy as np
 
-    from flowsentinel.models.deep import CNNBiLSTMDetector
+    from flowsentinel.models.deep import cnn_bilstm
     from flowsentinel.models.networks import quantile_edges
 
     flows = synthetic.iloc[:1500].reset_index(drop=True)
-    det = CNNBiLSTMDetector(input_bins=8, max_epochs=1, val_fraction=0.2, verbose=False).fit(flows)
-    edges = det.module_.encoding.edges.numpy()
+    det = cnn_bilstm(input_bins=8, max_epochs=1, val_fraction=0.2, verbose=False).fit(flows)
+    edges = det.network_module.encoding.edges.numpy()
     assert edges.shape == (len(det.features_.output_names_), 9)
     assert np.all(np.diff(edges, axis=1) >= 0)
     # fitted on the transformed training rows: inside their range, not the validation rows'
@@ -93,7 +93,7 @@ def test_detector_fits_the_bin_edges_on_its_training_flows(synthetic):
 
 
 def test_monitor_must_be_a_validation_metric(synthetic):
-    from flowsentinel.models.deep import CNNBiLSTMDetector
+    from flowsentinel.models.deep import cnn_bilstm
 
     with pytest.raises(ValueError, match="monitor must be one of"):
-        CNNBiLSTMDetector(monitor="recall", max_epochs=1, verbose=False).fit(synthetic.iloc[:500])
+        cnn_bilstm(monitor="recall", max_epochs=1, verbose=False).fit(synthetic.iloc[:500])

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flowsentinel.io.readers import FlowReadError, FlowReader, ReadConfig, read_flows, read_header
+from flowsentinel.io.readers import FlowReader, FlowReadError, ReadConfig, read_flows, read_header
 from flowsentinel.schema import V1_FEATURES, V2_FEATURES, V3_FEATURES, SchemaError, detect_schema
 
 V1_HEADER = V1_FEATURES + ["Label", "Attack"]

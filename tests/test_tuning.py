@@ -8,9 +8,10 @@ import pytest
 
 optuna = pytest.importorskip("optuna")
 
-from flowsentinel.config import ExperimentConfig, load_config  # noqa: E402
 from flowsentinel.cli import main  # noqa: E402
-from flowsentinel.tuning import TuneConfig, add_tune_arguments, tune  # noqa: E402
+from flowsentinel.cli.tune import add_arguments as add_tune_arguments  # noqa: E402
+from flowsentinel.config import ExperimentConfig, load_config  # noqa: E402
+from flowsentinel.training.tune import TuneConfig, tune  # noqa: E402
 
 # One thread: the test machines are small and shared; two threads contend.
 CFG = ExperimentConfig(model={"num_threads": 1})
@@ -23,7 +24,7 @@ def tiny(tmp_path, **kw) -> TuneConfig:
 
 
 def test_two_trials_write_a_loadable_config_and_resume_adds_trials(tmp_path, synthetic, caplog):
-    caplog.set_level("INFO", logger="flowsentinel.tuning")
+    caplog.set_level("INFO", logger="flowsentinel.training.tune")
     first = tune(CFG, tiny(tmp_path), flows=synthetic)
     assert first.n_trials == 2 and first.n_complete + first.n_pruned == 2
     assert 0.0 <= first.best_value <= 1.0
@@ -54,7 +55,7 @@ def test_pruned_trial_is_reported_as_pruned(tmp_path, synthetic):
 
 
 def test_cli_arguments(tmp_path, synthetic, monkeypatch, capsys):
-    import flowsentinel.tuning as tuning
+    import flowsentinel.training.tune as tuning
 
     data = tmp_path / "flows.csv"
     synthetic.iloc[:1000].to_csv(data, index=False)

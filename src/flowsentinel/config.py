@@ -3,33 +3,44 @@
 Three tables, each with documented defaults:
 
 * ``[run]`` (:class:`RunConfig`): data, task, protocol, seed, references;
-* ``[model]``: parameters of the detector (see
-  :class:`~flowsentinel.models.deep.CNNBiLSTMDetector`; unset keys keep the
-  estimator's own defaults);
+* ``[model]``: the detector: ``network`` (default ``cnn-bilstm``; see
+  :mod:`flowsentinel.models.presets`) and its settings, flat: training
+  settings of :class:`~flowsentinel.models.deep.DeepDetector` and the
+  network's own (``conv_channels``, ``lstm_hidden`` ...); unset keys keep
+  their defaults;
 * ``[features]`` (:class:`~flowsentinel.features.FeatureConfig`).
+
+Every value is checked when the config is loaded, before any data is read:
+an unknown key, a value of the wrong type or out of range is a
+:class:`~flowsentinel.errors.ConfigError` naming the key.
 
 Overrides are ``section.key=value`` with a TOML value:
 
 >>> cfg = load_config(None, ["model.dropout=0.3", "run.protocol='dedup'", "features.include_ports=true"])
 >>> cfg.model["dropout"], cfg.run.protocol, cfg.features.include_ports
 (0.3, 'dedup', True)
+>>> load_config(None, ["run.seed='x'"])
+Traceback (most recent call last):
+...
+flowsentinel.errors.ConfigError: [run] seed: must be a whole number; got 'x'
 """
 
 from __future__ import annotations
 
 import dataclasses
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from .choices import BACKENDS, PROTOCOLS, TASKS, check_choice
 from .errors import ConfigError
 from .features import FeatureConfig
-from .paths import data_dir, data_file
 
-__all__ = ["RunConfig", "ExperimentConfig", "ConfigError", "load_config", "data_dir", "default_dataset", "DEFAULT_SAMPLE"]
-
-DEFAULT_SAMPLE = "nf-bot-iot-v2/NF-BoT-IoT-v2-sample.csv.gz"
+__all__ = ["RunConfig", "ExperimentConfig", "ConfigError", "load_config", "overrides_from_args", "build_detector",
+           "build_reference"]
 
 
 @dataclass(frozen=True)
@@ -40,13 +51,14 @@ class RunConfig:
         data: flow file; ``None`` uses the NF-BoT-IoT-v2 sample under the
             data folder, or synthetic flows when that is absent.
         task: ``multiclass`` (attack type) or ``binary``.
-        protocol: ``paper`` (stratified random 70/15/15 of all rows) or
-            ``dedup`` (identical feature vectors removed first).
+        protocol: ``paper`` (stratified random 70/15/15 of all rows),
+            ``dedup`` (identical feature vectors removed first) or ``group``
+            (whole captures and devices on one side).
         seed: splits, weights and shuffling.
         fractions: train/validation/test shares.
         max_rows: read only the first N valid rows (quick runs).
-        references: models trained on the same split and printed beside
-            the CNN-BiLSTM (``extratrees``; empty for none).
+        references: models trained on the same split, at the same threshold
+            policy, and printed beside the detector (``extratrees``; empty for none).
         synthetic_flows: flows to generate when no data is available.
         backend: ``torch`` (``mindspore`` where installed).
     """
@@ -62,12 +74,17 @@ class RunConfig:
     backend: str = "torch"
 
     def __post_init__(self):
-        if self.task not in ("multiclass", "binary"):
-            raise ConfigError(f"run.task must be 'multiclass' or 'binary', got {self.task!r}")
-        if self.protocol not in ("paper", "dedup"):
-            raise ConfigError(f"run.protocol must be 'paper' or 'dedup', got {self.protocol!r}")
-        if len(self.fractions) != 3 or abs(sum(self.fractions) - 1) > 1e-6:
-            raise ConfigError(f"run.fractions must be three shares summing to 1, got {self.fractions!r}")
+        check_choice("run.task", self.task, TASKS)
+        check_choice("run.protocol", self.protocol, PROTOCOLS)
+        check_choice("run.backend", self.backend, BACKENDS)
+        if len(self.fractions) != 3 or abs(sum(self.fractions) - 1) > 1e-6 or min(self.fractions) < 0:
+            raise ConfigError(f"run.fractions must be three shares >= 0 summing to 1, got {self.fractions!r}")
+        if self.fractions[0] <= 0 or self.fractions[2] <= 0:
+            raise ConfigError(f"run.fractions: the training and test shares must be above 0, got {self.fractions!r}")
+        if self.max_rows is not None and self.max_rows < 1:
+            raise ConfigError(f"run.max_rows must be at least 1 (or unset for all rows), got {self.max_rows}")
+        if self.synthetic_flows < 100:
+            raise ConfigError(f"run.synthetic_flows must be at least 100, got {self.synthetic_flows}")
 
 
 @dataclass(frozen=True)
@@ -88,7 +105,53 @@ def _parse_value(text: str) -> Any:
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
+        if text[:1] in "[{\"'":
+            raise ConfigError(f"cannot read {text!r} as a TOML value (a list, string or table that is not closed?)") from None
         return text  # a bare word: take it as a string
+
+
+def _coerce(where: str, hint: Any, value: Any) -> Any:
+    """``value`` checked against a dataclass field's type; lists become tuples."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(where, option, value)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: must be true or false; got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: must be a whole number; got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: must be a number; got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: must be a string; got {value!r}")
+        return value
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: must be a list, e.g. [{'...'}]; got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(f"{where}[{i}]", args[0], v) for i, v in enumerate(value))
+        if len(args) != len(value):
+            raise ConfigError(f"{where}: must be a list of {len(args)} values; got {value!r}")
+        return tuple(_coerce(f"{where}[{i}]", a, v) for i, (a, v) in enumerate(zip(args, value)))
+    return value
 
 
 def _build(section: str, cls: type, values: dict[str, Any]):
@@ -96,42 +159,49 @@ def _build(section: str, cls: type, values: dict[str, Any]):
     unknown = sorted(set(values) - set(names))
     if unknown:
         raise ConfigError(f"[{section}]: unknown key(s) {', '.join(unknown)}; known: {', '.join(names)}")
-    fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    hints = typing.get_type_hints(cls)
+    fixed = {k: _coerce(f"[{section}] {k}", hints[k], v) for k, v in values.items()}
     try:
         return cls(**fixed)
     except TypeError as exc:
         raise ConfigError(f"[{section}]: {exc}") from None
 
 
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a TOML config file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (a TOML config is UTF-8 text)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
 def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> ExperimentConfig:
-    """Read a TOML config (optional) and apply ``section.key=value`` overrides."""
+    """Read a TOML config (optional), apply ``section.key=value`` overrides, check every value."""
     raw: dict[str, dict[str, Any]] = {"run": {}, "model": {}, "features": {}}
     if path is not None:
         path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-        for section, values in data.items():
+        for section, values in _read_toml(path).items():
             if section not in raw or not isinstance(values, dict):
                 raise ConfigError(f"{path}: unknown section [{section}]; expected [run], [model], [features]")
             raw[section].update(values)
     for item in overrides:
         key, sep, value = item.partition("=")
         section, dot, name = key.strip().partition(".")
-        if not sep or not dot or section not in raw:
+        if not sep or not dot or section not in raw or not name:
             raise ConfigError(f"override {item!r}: expected section.key=value with section run, model or features")
         raw[section][name] = _parse_value(value.strip())
     model = {k: tuple(v) if isinstance(v, list) else v for k, v in raw["model"].items()}
-    from .models.deep import CNNBiLSTMDetector
-
-    allowed = set(CNNBiLSTMDetector().get_params())
-    unknown = sorted(set(model) - allowed)
-    if unknown:
-        raise ConfigError(f"[model]: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(allowed))}")
-    return ExperimentConfig(_build("run", RunConfig, raw["run"]), model, _build("features", FeatureConfig, raw["features"]))
+    cfg = ExperimentConfig(_build("run", RunConfig, raw["run"]), model, _build("features", FeatureConfig, raw["features"]))
+    try:
+        build_detector(cfg).check_params()
+    except ConfigError as exc:
+        raise ConfigError(f"[model] {exc}") from None
+    return cfg
 
 
 def overrides_from_args(args: Any) -> list[str]:
@@ -157,6 +227,26 @@ def overrides_from_args(args: Any) -> list[str]:
     return out
 
 
-def default_dataset() -> Path | None:
-    """The NF-BoT-IoT-v2 sample, if the data folder has it."""
-    return data_file(DEFAULT_SAMPLE)
+def build_detector(cfg: ExperimentConfig):
+    """The detector a config asks for: ``[model] network`` (default the CNN-BiLSTM) with its settings."""
+    from .models.registry import make_detector
+
+    model = dict(cfg.model)
+    name = model.pop("network", "cnn-bilstm")
+    params = {"task": cfg.run.task, "random_state": cfg.run.seed, "feature_config": cfg.features, **model}
+    from .models.presets import NETWORKS
+
+    if name in NETWORKS:
+        params.setdefault("backend", cfg.run.backend)
+    return make_detector(name, **params)
+
+
+def build_reference(name: str, cfg: ExperimentConfig):
+    """A reference model for the same run: same task, seed, features and threshold policy."""
+    from .models.registry import make_detector
+
+    params = {"task": cfg.run.task, "random_state": cfg.run.seed, "feature_config": cfg.features}
+    for key in ("threshold", "target_far"):
+        if cfg.model.get(key) is not None:
+            params[key] = cfg.model[key]
+    return make_detector(name, **params)

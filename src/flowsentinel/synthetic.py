@@ -23,7 +23,14 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
-from .schema import ADDRESS_COLUMNS, ATTACK_COLUMN, DATASET_COLUMN, LABEL_COLUMN, V2_FEATURES, get_schema
+from .schema import (
+    ADDRESS_COLUMNS,
+    ATTACK_COLUMN,
+    DATASET_COLUMN,
+    LABEL_COLUMN,
+    V2_FEATURES,
+    get_schema,
+)
 
 __all__ = ["SYNTHETIC_TAG", "generate_flows", "load_profile"]
 

@@ -10,9 +10,8 @@ import pytest
 
 pytest.importorskip("nfstream", reason="metering needs nfstream")
 
-from tests.metering.pcapgen import ipv4, udp, write_pcap  # noqa: E402
-
 from flowsentinel.metering import MeterError, add_meter_arguments, inspect_capture, meter_capture, run_meter  # noqa: E402
+from tests.metering.pcapgen import ipv4, udp, write_pcap  # noqa: E402
 
 
 def _cli(argv: list[str]) -> int:

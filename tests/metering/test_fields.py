@@ -8,10 +8,9 @@ import pytest
 
 pytest.importorskip("nfstream", reason="metering needs nfstream")
 
-from tests.metering.pcapgen import icmp, ipv4, tcp, udp, write_pcap  # noqa: E402
-
 from flowsentinel.metering import MeterConfig, flow_columns, meter_capture  # noqa: E402
 from flowsentinel.schema import TIME_COLUMNS, V1_FEATURES, V2_FEATURES  # noqa: E402
+from tests.metering.pcapgen import icmp, ipv4, tcp, udp, write_pcap  # noqa: E402
 
 SYN, ACK, PSH, FIN = 0x02, 0x10, 0x08, 0x01
 C, S = "10.0.0.1", "10.0.0.2"

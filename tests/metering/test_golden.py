@@ -15,11 +15,10 @@ import pytest
 
 pytest.importorskip("nfstream", reason="metering needs nfstream")
 
-from tests.metering.pcapgen import GOLDEN_DIR  # noqa: E402
-
 from flowsentinel.metering import MeterConfig, meter_capture  # noqa: E402
 from flowsentinel.metering.answer_key import compare_with_answer_key, golden_record, parse_answer_key  # noqa: E402
 from flowsentinel.schema import TIME_COLUMNS, V2_FEATURES  # noqa: E402
+from tests.metering.pcapgen import GOLDEN_DIR  # noqa: E402
 
 GOLDEN_FILES = sorted(GOLDEN_DIR.glob("*.json"))
 

@@ -42,39 +42,27 @@ def config_from_args(args: argparse.Namespace):
     return load_config(getattr(args, "config", None), overrides)
 
 
-def load_detector(model_dir: str, backend: str | None = None):
-    """A saved model, in the chosen backend."""
-    if backend == "mindspore":
-        from ..backends.mindspore import load_mindspore_model
-
-        return load_mindspore_model(model_dir)
+def load_detector(model_dir: str, backend: str | None = None, engine: str | None = None, threads: int | None = 1):
+    """A saved model, its digests checked, ready to score with the chosen engine or backend."""
+    from ..models.engines import InferenceConfig
     from ..persistence import load_model
 
-    return load_model(model_dir)
+    if backend == "mindspore":
+        from ..backends.mindspore import mindspore_module
+
+        mindspore_module(threads)
+        return load_model(model_dir, backend="mindspore")
+    inference = InferenceConfig(engine=engine or "auto", intra_op_threads=threads) if engine else None
+    return load_model(model_dir, inference=inference)
 
 
 def print_result(result: dict) -> None:
-    """A train or evaluate result: the model beside its references and the majority baseline."""
+    """A train or evaluate result: the model beside its references and the majority baseline, then per class."""
+    from ..evaluation.report import model_tables
+
     m = result["metrics"]
-    refs = result.get("references", {})
-    name = result.get("model_name", "model")
-    head = f"{'':34}{name:>14}" + "".join(f"{n:>14}" for n in refs) + f"{'majority':>14}"
     print(("[SYNTHETIC DATA] " if result.get("synthetic") else "") + result.get("title", ""))
     print(f"data: {result.get('data', '')}; test flows: {m['n_flows']:,}")
-    print(head)
-    rows = [("accuracy", "accuracy"), ("f1_macro", "F1 macro"), ("f1_weighted", "F1 weighted"),
-            ("precision_macro", "precision macro"), ("recall_macro", "recall macro"), ("binary_f1", "binary F1"),
-            ("detection_rate", "detection rate"), ("false_alarm_rate", "false-alarm rate"), ("roc_auc", "ROC-AUC"),
-            ("pr_auc", "PR-AUC")]
-
-    def f(v):
-        return f"{v:14.4f}" if isinstance(v, (int, float)) else f"{'n/a':>14}"
-
-    for key, label in rows:
-        base = m.get("majority_baseline_accuracy") if key == "accuracy" else (
-            m.get("majority_baseline_f1_macro") if key == "f1_macro" else None)
-        print(f"{label:34}{f(m.get(key))}" + "".join(f(r.get(key)) for r in refs.values()) + (f(base) if base is not None else ""))
-    print(f"per class ({name}):")
-    for cls, s in m["per_class"].items():
-        extra = "".join(f"  {n} F1 {r.get('per_class', {}).get(cls, {}).get('f1', float('nan')):.4f}" for n, r in refs.items())
-        print(f"  {cls:18} P {s['precision']:.4f}  R {s['recall']:.4f}  F1 {s['f1']:.4f}  n={s['support']:,}{extra}")
+    summary, per_class = model_tables(result, style="text")
+    print(summary)
+    print(per_class)

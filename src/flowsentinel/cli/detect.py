@@ -51,12 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
     if bool(args.input) == bool(args.interface):
         raise UsageError("detect: give an INPUT file (flows or capture) or --interface IF, not both and not neither")
-    detector = load_detector(args.model_dir, args.backend)
-    if args.backend != "mindspore":
-        from ..serving.fast import InferenceConfig, fast_detector
-
-        detector = fast_detector(detector, InferenceConfig(engine=args.engine, intra_op_threads=args.threads),
-                                 model_dir=args.model_dir)
+    detector = load_detector(args.model_dir, args.backend, args.engine, args.threads)
     progress = not args.no_progress
     with output(args.output) as out:
         if args.interface or is_capture(Path(args.input)):

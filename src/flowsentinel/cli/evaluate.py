@@ -21,7 +21,8 @@ def add_arguments(e: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..evaluation.report import write_report
-    from ..training.run import evaluate_model, load_dataset
+    from ..models.registry import short_name
+    from ..training.experiment import evaluate, load_dataset
 
     detector = load_detector(args.model_dir, args.backend)
     report_dir = Path(args.report_dir or Path(args.model_dir) / "evaluation")
@@ -30,19 +31,20 @@ def run(args: argparse.Namespace) -> int:
     manifest = detector.manifest_
     majority = manifest.get("training_data", {}).get("majority_class")
     task = manifest.get("task") or "multiclass"
-    metrics, curve = evaluate_model(detector, data.flows, task, majority)
+    metrics, curve = evaluate(detector, data.flows, task, majority)
+    name = short_name(detector)
     result = {
-        "title": f"{manifest['estimator']} on {Path(args.data).name}",
+        "title": f"{name} on {Path(args.data).name}",
         "data": data.description,
         "synthetic": data.synthetic,
         "task": task,
-        "model": f"{args.model_dir} ({manifest['estimator']})",
-        "model_name": manifest["estimator"],
+        "model": f"{args.model_dir} ({manifest['estimator']} {name})",
+        "model_name": name,
         "metrics": metrics,
         "references": {},
         "n_rejected": data.info.get("n_rejected", 0),
     }
-    files = write_report(report_dir, result, {"model": curve})
+    files = write_report(report_dir, result, {name: curve})
     print_result(result)
     print(f"metrics: {files['metrics']}")
     return 0

@@ -17,23 +17,27 @@ def add_arguments(i: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..persistence import read_manifest
+    from ..persistence import read_manifest, verify_model
 
     manifest = read_manifest(args.model_dir)
+    verified = verify_model(args.model_dir, manifest)
     if args.json:
         print(json.dumps(manifest, indent=2))
         return 0
     test = manifest.get("metrics", {}).get("test", {})
     data = manifest.get("training_data", {})
     print(f"model:      {args.model_dir}")
-    print(f"estimator:  {manifest['estimator']} ({manifest.get('backend', 'torch')} backend, task {manifest.get('task')})")
-    arch = manifest.get("architecture")
+    network = manifest.get("params", {}).get("network")
+    backend = f", {manifest['backend']} backend" if manifest.get("backend") else ""
+    print(f"estimator:  {manifest['estimator']}{' ' + network if network else ''} (task {manifest.get('task')}{backend})")
+    arch = manifest.get("state", {}).get("architecture")
     if arch:
         print(f"network:    {arch['network']} {json.dumps(arch['kwargs'])}")
     print(f"created:    {manifest['created']} with flowsentinel {manifest['versions'].get('flowsentinel')}, "
           f"torch {manifest['versions'].get('torch')}")
     print(f"schema:     {manifest['schema']}; {len(manifest['input_columns'])} input columns -> {manifest['n_model_inputs']} model inputs")
     print(f"classes:    {', '.join(manifest['classes'])}; alert threshold {manifest['threshold']}")
+    print(f"integrity:  {len(verified)} files and the decision fields match the manifest's digests")
     if data:
         synth = " [SYNTHETIC]" if data.get("synthetic") else ""
         print(f"trained on: {data.get('path')}{synth} ({data.get('n_flows', 0):,} flows, sha256 {str(data.get('sha256'))[:16]}...)")

@@ -9,39 +9,31 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["jsonable", "write_report", "markdown_report", "plot_confusion", "plot_curves", "plot_history"]
+from .tables import Column, fmt_value, metric_comparison, render
+
+__all__ = ["jsonable", "write_report", "markdown_report", "model_tables", "plot_confusion", "plot_curves",
+           "plot_history"]
 
 log = logging.getLogger(__name__)
 
 
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "n/a"
-    if isinstance(v, float):
-        return f"{v:.4f}"
-    return str(v)
-
-
-SUMMARY_ROWS = (
-    ("accuracy", "Accuracy"),
-    ("precision_macro", "Precision (macro)"),
-    ("recall_macro", "Recall (macro)"),
-    ("f1_macro", "F1 (macro)"),
-    ("precision_weighted", "Precision (weighted)"),
-    ("recall_weighted", "Recall (weighted)"),
-    ("f1_weighted", "F1 (weighted)"),
-    ("binary_f1", "Binary F1 (attack vs benign)"),
-    ("detection_rate", "Detection rate (attacks flagged)"),
-    ("false_alarm_rate", "False-alarm rate (benign flagged)"),
-    ("roc_auc", "ROC-AUC (attack vs benign)"),
-    ("pr_auc", "PR-AUC (attack vs benign)"),
-)
+def model_tables(result: dict[str, Any], style: str = "markdown") -> tuple[str, str]:
+    """The summary table (the model beside its references and the majority baseline) and the per-class one."""
+    metrics = result["metrics"]
+    refs: dict[str, dict] = result.get("references", {})
+    name = result.get("model_name", "model")
+    summary = metric_comparison({name: metrics, **refs}, baseline=metrics, style=style)
+    columns = [Column("class", "class"), Column("precision", "precision", "{:.4f}"), Column("recall", "recall", "{:.4f}"),
+               Column("f1", "F1", "{:.4f}"), Column("support", "support", "{:,}")]
+    columns += [Column(f"ref:{n}", f"{n} F1", "{:.4f}") for n in refs]
+    rows = [{"class": cls, **s, **{f"ref:{n}": r.get("per_class", {}).get(cls, {}).get("f1") for n, r in refs.items()}}
+            for cls, s in metrics["per_class"].items()]
+    return summary, render(rows, columns, style)
 
 
 def markdown_report(result: dict[str, Any]) -> str:
     """A readable report: the model beside its references, per class, confusion."""
     metrics = result["metrics"]
-    refs: dict[str, dict] = result.get("references", {})
     lines = [f"# flowsentinel evaluation: {result.get('title', 'model')}", ""]
     if result.get("synthetic"):
         lines += ["**SYNTHETIC DATA**: these flows were generated, not recorded; the scores say nothing about real traffic.", ""]
@@ -50,34 +42,22 @@ def markdown_report(result: dict[str, Any]) -> str:
             lines.append(f"- {label}: {result[key]}")
     split = result.get("split_info") or {}
     if split:
-        lines.append("- Split: " + ", ".join(f"{k} = {_fmt(v)}" for k, v in split.items()))
+        lines.append("- Split: " + ", ".join(f"{k} = {fmt_value(v, '{:.4f}' if isinstance(v, float) else None)}"
+                                             for k, v in split.items()))
     lines.append(f"- Test flows: {metrics['n_flows']:,} ({metrics.get('n_benign', 0):,} benign, {metrics.get('n_attack', 0):,} attack)")
-    lines.append("")
-    names = ["model"] + list(refs) + ["majority baseline"]
-    lines.append("| metric | " + " | ".join(names) + " |")
-    lines.append("|---" * (len(names) + 1) + "|")
-    for key, label in SUMMARY_ROWS:
-        row = [_fmt(metrics.get(key))] + [_fmt(r.get(key)) for r in refs.values()]
-        base = metrics.get("majority_baseline_accuracy") if key == "accuracy" else (
-            metrics.get("majority_baseline_f1_macro") if key == "f1_macro" else None
-        )
-        row.append(_fmt(base) if base is not None else "")
-        lines.append(f"| {label} | " + " | ".join(row) + " |")
-    lines += ["", "## Per class", "", "| class | precision | recall | F1 | support |" + "".join(f" {n} F1 |" for n in refs), "|---|---|---|---|---|" + "---|" * len(refs)]
-    for cls, s in metrics["per_class"].items():
-        extra = "".join(f" {_fmt(r.get('per_class', {}).get(cls, {}).get('f1'))} |" for r in refs.values())
-        lines.append(f"| {cls} | {_fmt(s['precision'])} | {_fmt(s['recall'])} | {_fmt(s['f1'])} | {s['support']:,} |{extra}")
+    if result.get("sources"):
+        lines += ["", "## Flows per source and class", "", result["sources"]]
+    summary, per_class = model_tables(result)
+    lines += ["", summary, "", "## Per class", "", per_class]
     cm = metrics["confusion_matrix"]
-    lines += ["", "## Confusion matrix (rows: truth, columns: prediction)", "", "| | " + " | ".join(cm["labels"]) + " |", "|---" * (len(cm["labels"]) + 1) + "|"]
-    for label, row in zip(cm["labels"], cm["matrix"]):
-        lines.append(f"| **{label}** | " + " | ".join(f"{v:,}" for v in row) + " |")
+    cm_cols = [Column("truth", "")] + [Column(c, c, "{:,}") for c in cm["labels"]]
+    cm_rows = [{"truth": f"**{label}**", **dict(zip(cm["labels"], row))} for label, row in zip(cm["labels"], cm["matrix"])]
+    lines += ["", "## Confusion matrix (rows: truth, columns: prediction)", "", render(cm_rows, cm_cols)]
     if result.get("history"):
-        lines += ["", "## Training", "", "| epoch | train loss | val loss | val accuracy | val macro-F1 | flows/s |", "|---|---|---|---|---|---|"]
-        for h in result["history"]:
-            lines.append(
-                f"| {h['epoch']} | {h['train_loss']:.4f} | {h['val_loss']:.4f} | {h.get('val_accuracy', float('nan')):.4f} | "
-                f"{h.get('val_f1_macro', float('nan')):.4f} | {h['flows_per_s']:,.0f} |"
-            )
+        h_cols = [Column("epoch", "epoch", "{}"), Column("train_loss", "train loss", "{:.4f}"),
+                  Column("val_loss", "val loss", "{:.4f}"), Column("val_accuracy", "val accuracy", "{:.4f}"),
+                  Column("val_f1_macro", "val macro-F1", "{:.4f}"), Column("flows_per_s", "flows/s", "{:,.0f}")]
+        lines += ["", "## Training", "", render(result["history"], h_cols)]
     plots = result.get("plots") or []
     if plots:
         lines += ["", "## Plots", ""] + [f"![{Path(p).stem}]({Path(p).name})" for p in plots]

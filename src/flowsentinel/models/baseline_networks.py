@@ -146,7 +146,7 @@ class _ConvRecurrentNet(nn.Module):
         window: int = 8,
         conv_channels: Sequence[int] = (32, 64),
         kernel_size: int = 3,
-        pool: int = 2,
+        pool: int = 4,
         hidden: int = 32,
         dense: int = 64,
         dropout: float = 0.2,

@@ -15,17 +15,15 @@ scikit-learn's; the saved manifest records its version.
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-from typing import Any
-
 import numpy as np
-import pandas as pd
 
+from ..errors import ConfigError, DataError
 from ..features import FeatureConfig
-from .base import BaseDetector
+from .base import BaseDetector, DetectorState
+from .params import positive_int
 
-__all__ = ["ExtraTreesDetector", "RandomForestDetector", "tree_arrays", "tree_from_arrays", "save_trees", "load_trees"]
+__all__ = ["ExtraTreesDetector", "RandomForestDetector", "tree_arrays", "tree_from_arrays", "forest_arrays",
+           "forest_from_arrays"]
 
 
 def tree_arrays(tree) -> dict[str, np.ndarray]:
@@ -45,7 +43,7 @@ def tree_from_arrays(arrays: dict[str, np.ndarray], n_features: int, n_classes: 
     dtype = tree.__getstate__()["nodes"].dtype
     missing = [f for f in dtype.names if f not in arrays]
     if missing:
-        raise ValueError(f"saved tree lacks node field(s) {', '.join(missing)}: saved by another scikit-learn version")
+        raise DataError(f"saved tree lacks node field(s) {', '.join(missing)}: saved by another scikit-learn version")
     nodes = np.empty(len(arrays["left_child"]), dtype=dtype)
     for name in dtype.names:
         nodes[name] = arrays[name]
@@ -54,68 +52,65 @@ def tree_from_arrays(arrays: dict[str, np.ndarray], n_features: int, n_classes: 
     return tree
 
 
-def save_trees(estimators, path: Path, extra: dict[str, np.ndarray] | None = None) -> list[int]:
-    """Write every tree's arrays (keys ``t<i>.<field>``) to one safetensors file; returns max depths."""
-    from safetensors.numpy import save_file
-
-    arrays = dict(extra or {})
+def forest_arrays(estimators) -> dict[str, np.ndarray]:
+    """Every tree's arrays under keys ``t<i>.<field>``, for one safetensors file."""
+    arrays: dict[str, np.ndarray] = {}
     for i, est in enumerate(estimators):
         arrays.update({f"t{i}.{k}": v for k, v in tree_arrays(est.tree_).items()})
-    save_file(arrays, str(path))
-    return [int(est.tree_.max_depth) for est in estimators]
+    return arrays
 
 
-def load_trees(path: Path, depths: list[int], n_features: int, n_classes: int) -> tuple[list, dict[str, np.ndarray]]:
-    """Trees saved by :func:`save_trees`, and the other arrays of the file."""
-    from safetensors.numpy import load_file
-
-    arrays = load_file(str(path))
+def forest_from_arrays(arrays: dict[str, np.ndarray], depths: list[int], n_features: int, n_classes: int) -> list:
+    """The trees :func:`forest_arrays` wrote, rebuilt."""
     trees = []
     for i, depth in enumerate(depths):
         prefix = f"t{i}."
         fields = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
         trees.append(tree_from_arrays(fields, n_features, n_classes, depth))
-    return trees, {k: v for k, v in arrays.items() if not k.startswith("t") or "." not in k}
+    return trees
 
 
 class _SklearnForest(BaseDetector):
+    """A scikit-learn forest behind the detector contract; trees saved as safetensors arrays."""
+
     def _make(self):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def fit(self, X: pd.DataFrame, y: Any = None, X_val: pd.DataFrame | None = None, y_val: Any = None):
-        t0 = time.perf_counter()
-        codes = self._set_classes(self._targets(X, y))
+    def _check_params(self) -> None:
+        positive_int("n_estimators", self.n_estimators)
+        if self.max_depth is not None:
+            positive_int("max_depth", self.max_depth)
+        if self.n_jobs is not None and not (isinstance(self.n_jobs, int) and self.n_jobs != 0):
+            raise ConfigError(f"n_jobs must be a non-zero whole number (-1: all cores); got {self.n_jobs!r}")
+
+    def _fit(self, X, y, X_val, y_val) -> None:
+        codes = self._set_classes(y)
         matrix = self._fit_features(X)
         self.estimator_ = self._make().fit(matrix, codes)
-        self.threshold_ = 0.5 if self.threshold is None else float(self.threshold)
-        self.fit_seconds_ = time.perf_counter() - t0
-        return self
 
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        matrix = self._transform(X)
+    def _proba_matrix(self, matrix: np.ndarray) -> np.ndarray:
         proba = np.zeros((len(matrix), len(self.classes_)))
         proba[:, self.estimator_.classes_] = self.estimator_.predict_proba(matrix)
         return proba
 
-    # ---- persistence (no pickle) -------------------------------------------
-    def save_state(self, directory: str | Path) -> dict[str, Any]:
-        """Write the trees to ``trees.safetensors``; returns the structure for the manifest."""
+    # ---- state (no pickle) -------------------------------------------------
+    def _get_state(self) -> DetectorState:
         est = self.estimator_
-        depths = save_trees(est.estimators_, Path(directory) / "trees.safetensors",
-                            {"classes": np.asarray(est.classes_, dtype=np.int64)})
-        return {"trees": "trees.safetensors", "depths": depths, "n_features": int(est.n_features_in_),
-                "max_features": [int(t.max_features_) for t in est.estimators_]}
+        arrays = forest_arrays(est.estimators_)
+        arrays["classes"] = np.asarray(est.classes_, dtype=np.int64)
+        return DetectorState(arrays, {"depths": [int(e.tree_.max_depth) for e in est.estimators_],
+                                      "n_features": int(est.n_features_in_),
+                                      "max_features": [int(t.max_features_) for t in est.estimators_]})
 
-    def load_state(self, directory: str | Path, state: dict[str, Any]) -> None:
+    def _set_state(self, state: DetectorState) -> None:
         from sklearn.base import clone
 
         est = self._make()
-        n_features = int(state["n_features"])
-        _, arrays = load_trees(Path(directory) / state["trees"], [], n_features, 1)
-        classes = arrays["classes"]
-        trees, _ = load_trees(Path(directory) / state["trees"], state["depths"], n_features, len(classes))
+        n_features = int(state.fields["n_features"])
+        classes = state.arrays["classes"]
+        trees = forest_from_arrays(state.arrays, state.fields["depths"], n_features, len(classes))
         subs = []
-        for tree, max_features in zip(trees, state["max_features"]):
+        for tree, max_features in zip(trees, state.fields["max_features"]):
             sub = clone(est.estimator)
             sub.n_features_in_, sub.n_outputs_, sub.max_features_ = n_features, 1, max_features
             sub.classes_, sub.n_classes_ = np.arange(len(classes)), len(classes)
@@ -138,6 +133,8 @@ class ExtraTreesDetector(_SklearnForest):
         max_depth: int | None = None,
         class_weight: str | None = None,
         threshold: float | None = None,
+        target_far: float | None = None,
+        val_fraction: float = 0.15,
         feature_config: FeatureConfig | None = None,
         random_state: int = 0,
         n_jobs: int = -1,
@@ -147,6 +144,8 @@ class ExtraTreesDetector(_SklearnForest):
         self.max_depth = max_depth
         self.class_weight = class_weight
         self.threshold = threshold
+        self.target_far = target_far
+        self.val_fraction = val_fraction
         self.feature_config = feature_config
         self.random_state = random_state
         self.n_jobs = n_jobs

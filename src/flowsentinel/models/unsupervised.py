@@ -6,19 +6,20 @@
   component's variance) and the residual Q / SPE (squared distance *off* that
   subspace).
 * :class:`IsolationForestDetector`: scikit-learn's Isolation Forest.
-* :class:`AutoencoderDetector`: a dense autoencoder scored by reconstruction
-  error, as Kitsune does, trained with the project's one training loop
-  (:class:`~flowsentinel.training.loop.Trainer`) by giving it the inputs as
-  targets and a mean-squared-error loss.
+* :class:`~flowsentinel.models.autoencoder.AutoencoderDetector`: a dense
+  autoencoder scored by reconstruction error, as Kitsune does (its own
+  module: it needs PyTorch, these two do not).
 
 Every one of them:
 
 * ``fit(X, y)`` keeps the rows whose ``Attack`` is ``Benign`` (all rows when
-  the table has no labels) and holds out ``val_fraction`` of them, unless
-  ``X_val`` is given (its benign rows are used);
-* :meth:`~_UnsupervisedDetector.score_samples` is the raw anomaly statistic
-  (non-negative, higher = more anomalous); ``raw_threshold_`` is its
-  ``1 - target_far`` quantile on the benign validation flows;
+  the table has no labels); validation rows are ``X_val``'s benign ones, or a
+  stratified hold-out of ``val_fraction`` of the training rows;
+* :meth:`~UnsupervisedDetector.score_samples` is the raw anomaly statistic
+  (non-negative, higher = more anomalous); ``raw_threshold_`` is set on it by
+  the one :class:`~flowsentinel.models.thresholds.ThresholdPolicy`: the
+  lowest value that at most ``target_far`` of the benign validation flows
+  reach;
 * ``classes_`` is ``["Benign", "Attack"]`` and ``predict_proba`` a
   pseudo-probability, not a calibrated one: the odds of attack are the raw
   score over ``raw_threshold_``, i.e. ``P(attack) = s / (s + raw_threshold_)``.
@@ -26,9 +27,8 @@ Every one of them:
   gives 1/3, twice the threshold 2/3;
 * ``decision_function`` is that ``P(attack)``, a monotone map of the raw
   score, so the base contract (``1 - P(benign)``) holds unchanged, and
-  ``threshold_`` (the ``1 - target_far`` quantile of ``decision_function``
-  on the benign validation flows) is 0.5 unless ``threshold`` is given.
-  It is saved with the model.
+  ``threshold_`` is 0.5 (a flow is an alert exactly when its raw score
+  reaches ``raw_threshold_``) unless a fixed ``threshold`` is given.
 
 >>> from flowsentinel.synthetic import generate_flows
 >>> flows = generate_flows(1500, random_state=0, balance=0.3)
@@ -43,29 +43,18 @@ True
 from __future__ import annotations
 
 import logging
-import time
-from pathlib import Path
-from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
-import torch
-from torch import nn
 
 from ..errors import ConfigError, DataError
 from ..features import FeatureConfig
-from ..schema import ATTACK_COLUMN, BENIGN_CLASS
-from ..training.loop import (
-    ArraySource,
-    BestCheckpoint,
-    EarlyStopping,
-    ProgressBar,
-    Trainer,
-    predict_logits,
-)
-from .base import ATTACK_BINARY_CLASS, BaseDetector, binary_labels
+from ..schema import BENIGN_CLASS
+from .base import ATTACK_BINARY_CLASS, BaseDetector, DetectorState
+from .params import number_in
+from .thresholds import DEFAULT_THRESHOLD, ThresholdPolicy
 
-__all__ = ["PCADetector", "IsolationForestDetector", "AutoencoderDetector", "AutoencoderNet", "pseudo_probability"]
+__all__ = ["UnsupervisedDetector", "PCADetector", "IsolationForestDetector", "pseudo_probability"]
 
 log = logging.getLogger(__name__)
 
@@ -78,17 +67,19 @@ def pseudo_probability(scores: np.ndarray, raw_threshold: float) -> np.ndarray:
     """
     s = np.maximum(np.asarray(scores, dtype="float64"), 0.0)
     t = max(float(raw_threshold), np.finfo("float64").tiny)
-    return s / (s + t)
+    p = s / (s + t)
+    # Exactly on the right side of 0.5: a raw score one ulp below the raw threshold can
+    # round to 0.5 in the division, and the threshold policy is exact on the raw scores.
+    return np.where(s < t, np.minimum(p, np.nextafter(0.5, 0.0)), np.maximum(p, 0.5))
 
 
-class _UnsupervisedDetector(BaseDetector):
-    """Benign-only fitting, validation hold-out and the target-FAR threshold.
-
-    Subclasses implement ``_fit_matrix(train, val)`` and ``_raw_scores(matrix)``.
-    """
+class UnsupervisedDetector(BaseDetector):
+    """Benign-only fitting and the raw threshold; subclasses implement
+    ``_fit_matrix(train, val)`` and ``_raw_scores(matrix)``."""
 
     kind = "unsupervised"
     task = "binary"
+    needs_validation = True
 
     # ---- hooks -------------------------------------------------------------
     def _fit_matrix(self, train: np.ndarray, val: np.ndarray) -> None:  # pragma: no cover - abstract
@@ -100,57 +91,58 @@ class _UnsupervisedDetector(BaseDetector):
     def _set_raw_threshold(self, value: float) -> None:
         self.raw_threshold_ = float(value)
 
+    def check_params(self) -> None:
+        number_in("target_far", self.target_far, 0.0, 1.0, low_open=True, high_open=True)
+        super().check_params()
+
     # ---- fitting -----------------------------------------------------------
-    def _benign_rows(self, X: pd.DataFrame, y: Any, where: str) -> pd.DataFrame:
-        if y is None and ATTACK_COLUMN not in X.columns:
-            log.warning("%s has no labels: taking all %d flows as benign", where, len(X))
+    @staticmethod
+    def _benign_rows(X: pd.DataFrame, y: np.ndarray | None, where: str) -> pd.DataFrame:
+        if y is None:
+            log.warning("%s have no labels: taking all %d flows as benign", where, len(X))
             return X.reset_index(drop=True)
-        labels = binary_labels(self._targets(X, y))
-        keep = labels == BENIGN_CLASS
+        keep = np.asarray(y) == BENIGN_CLASS
         if not keep.any():
             raise DataError(f"{where}: no benign flows to learn from ({len(X)} flows, all attacks)")
         return X.iloc[np.flatnonzero(keep)].reset_index(drop=True)
 
-    def fit(self, X: pd.DataFrame, y: Any = None, X_val: pd.DataFrame | None = None, y_val: Any = None):
-        """Learn benign traffic from the benign rows of ``X``; returns self."""
-        t0 = time.perf_counter()
-        if not 0.0 < self.target_far < 1.0:
-            raise ConfigError(f"target_far must be in (0, 1), got {self.target_far!r}")
+    def _hold_out(self, X: pd.DataFrame, y: np.ndarray | None):
+        """``val_fraction`` of the benign rows, drawn from the benign rows alone, so that
+        attack rows in the training table change nothing."""
         benign = self._benign_rows(X, y, "training flows")
-        if X_val is None:
-            rng = np.random.default_rng(self.random_state)
-            order = rng.permutation(len(benign))
-            n_val = int(round(len(benign) * self.val_fraction))
-            if n_val < 1 or len(benign) - n_val < 2:
-                raise DataError(
-                    f"{len(benign)} benign training flows are too few to hold out {self.val_fraction:.0%} for the threshold"
-                )
-            val = benign.iloc[np.sort(order[:n_val])].reset_index(drop=True)
-            train = benign.iloc[np.sort(order[n_val:])].reset_index(drop=True)
-        else:
-            train, val = benign, self._benign_rows(X_val, y_val, "validation flows")
+        order = np.random.default_rng(self.random_state).permutation(len(benign))
+        n_val = int(round(len(benign) * self.val_fraction))
+        if n_val < 1 or len(benign) - n_val < 2:
+            raise DataError(f"{len(benign)} benign training flows are too few to hold out {self.val_fraction:.0%} "
+                            "for the threshold")
+        val = benign.iloc[np.sort(order[:n_val])].reset_index(drop=True)
+        train = benign.iloc[np.sort(order[n_val:])].reset_index(drop=True)
+        labels = None if y is None else np.full(len(benign), BENIGN_CLASS, dtype=object)
+        return train, None if labels is None else labels[: len(train)], val, None if labels is None else labels[:n_val]
+
+    def _fit(self, X, y, X_val, y_val) -> None:
+        train = self._benign_rows(X, y, "training flows")
+        val = self._benign_rows(X_val, y_val, "validation flows")
+        if len(train) < 2:
+            raise DataError(f"{len(train)} benign training flow(s) are too few to learn benign traffic from")
         self.classes_ = np.asarray([BENIGN_CLASS, ATTACK_BINARY_CLASS], dtype=object)
         train_matrix = self._fit_features(train)
         val_matrix = self.features_.transform(val)
         self._fit_matrix(train_matrix, val_matrix)
         val_scores = self._raw_scores(val_matrix)
-        # "higher" picks an observed score, so at most target_far of the
-        # validation flows lie strictly above it.
-        self._set_raw_threshold(np.quantile(val_scores, 1.0 - self.target_far, method="higher"))
-        if self.threshold is None:
-            p = pseudo_probability(val_scores, self.raw_threshold_)
-            self.threshold_ = float(np.quantile(p, 1.0 - self.target_far, method="higher"))
-        else:
-            self.threshold_ = float(self.threshold)
-        self.validation_far_ = float((pseudo_probability(val_scores, self.raw_threshold_) >= self.threshold_).mean())
+        self._set_raw_threshold(ThresholdPolicy(target_far=self.target_far).fit(val_scores))
+        self.validation_far_ = float((val_scores >= self.raw_threshold_).mean())
         self.n_train_flows_ = int(len(train))
         self.n_val_flows_ = int(len(val))
-        self.fit_seconds_ = time.perf_counter() - t0
         log.info(
             "%s: %d benign flows to fit, %d to set the threshold (false-alarm rate %.4f on them, target %.4f)",
             type(self).__name__, len(train), len(val), self.validation_far_, self.target_far,
         )
-        return self
+
+    def _fit_threshold(self, policy, X_val, y_val) -> float:
+        # The policy has already been applied to the raw statistic; on the pseudo-probability
+        # the raw threshold is 0.5 by construction.
+        return DEFAULT_THRESHOLD if self.threshold is None else float(self.threshold)
 
     # ---- scoring -----------------------------------------------------------
     def score_samples(self, X: pd.DataFrame) -> np.ndarray:
@@ -171,7 +163,7 @@ class _UnsupervisedDetector(BaseDetector):
         return labels
 
 
-class PCADetector(_UnsupervisedDetector):
+class PCADetector(UnsupervisedDetector):
     """Hotelling's T² and the residual (Q / SPE) of a PCA model of benign flows.
 
     Args:
@@ -212,9 +204,11 @@ class PCADetector(_UnsupervisedDetector):
         self.feature_config = feature_config
         self.random_state = random_state
 
-    def _fit_matrix(self, train: np.ndarray, val: np.ndarray) -> None:
+    def _check_params(self) -> None:
         if self.statistic not in ("combined", "t2", "residual"):
             raise ConfigError(f"statistic must be 'combined', 't2' or 'residual', got {self.statistic!r}")
+
+    def _fit_matrix(self, train: np.ndarray, val: np.ndarray) -> None:
         X = train.astype("float64")
         self.mean_ = X.mean(axis=0)
         centered = X - self.mean_
@@ -257,33 +251,22 @@ class PCADetector(_UnsupervisedDetector):
             return q
         return np.maximum(t2 / self.t2_limit_, q / self.residual_limit_)
 
-    # ---- persistence (no pickle) -------------------------------------------
-    def save_state(self, directory: str | Path) -> dict[str, Any]:
-        from safetensors.numpy import save_file
-
-        save_file(
+    # ---- state (no pickle) -------------------------------------------------
+    def _get_state(self) -> DetectorState:
+        return DetectorState(
             {"mean": self.mean_, "components": self.components_, "explained_variance": self.explained_variance_},
-            str(Path(directory) / "pca.safetensors"),
+            {"raw_threshold": self.raw_threshold_, "t2_limit": self.t2_limit_, "residual_limit": self.residual_limit_},
         )
-        return {
-            "arrays": "pca.safetensors",
-            "raw_threshold": self.raw_threshold_,
-            "t2_limit": self.t2_limit_,
-            "residual_limit": self.residual_limit_,
-        }
 
-    def load_state(self, directory: str | Path, state: dict[str, Any]) -> None:
-        from safetensors.numpy import load_file
-
-        arrays = load_file(str(Path(directory) / state["arrays"]))
-        self.mean_, self.components_ = arrays["mean"], arrays["components"]
-        self.explained_variance_ = arrays["explained_variance"]
+    def _set_state(self, state: DetectorState) -> None:
+        a, f = state.arrays, state.fields
+        self.mean_, self.components_, self.explained_variance_ = a["mean"], a["components"], a["explained_variance"]
         self.n_components_ = len(self.components_)
-        self.raw_threshold_ = float(state["raw_threshold"])
-        self.t2_limit_, self.residual_limit_ = float(state["t2_limit"]), float(state["residual_limit"])
+        self.raw_threshold_ = float(f["raw_threshold"])
+        self.t2_limit_, self.residual_limit_ = float(f["t2_limit"]), float(f["residual_limit"])
 
 
-class IsolationForestDetector(_UnsupervisedDetector):
+class IsolationForestDetector(UnsupervisedDetector):
     """Isolation Forest on benign flows; the raw score is ``-score_samples`` of scikit-learn's.
 
     That raw score is the forest's anomaly score ``2 ** (-E[h(x)] / c(n))``
@@ -332,43 +315,42 @@ class IsolationForestDetector(_UnsupervisedDetector):
     def _raw_scores(self, matrix: np.ndarray) -> np.ndarray:
         return -self.estimator_.score_samples(matrix)
 
-    # ---- persistence (no pickle) -------------------------------------------
-    def save_state(self, directory: str | Path) -> dict[str, Any]:
-        """Trees, their feature subsets and path-length tables to ``isolation_forest.safetensors``."""
-        from .trees import save_trees
+    # ---- state (no pickle) -------------------------------------------------
+    def _get_state(self) -> DetectorState:
+        """Trees, their feature subsets and path-length tables as arrays."""
+        from .trees import forest_arrays
 
         est = self.estimator_
-        extra = {}
+        arrays = forest_arrays(est.estimators_)
         for i in range(len(est.estimators_)):
-            extra[f"features{i}"] = np.asarray(est.estimators_features_[i], dtype=np.int64)
-            extra[f"path_lengths{i}"] = np.asarray(est._decision_path_lengths[i])
-            extra[f"average_path_length{i}"] = np.asarray(est._average_path_length_per_tree[i])
-        depths = save_trees(est.estimators_, Path(directory) / "isolation_forest.safetensors", extra)
-        return {
-            "trees": "isolation_forest.safetensors",
-            "depths": depths,
+            arrays[f"features{i}"] = np.asarray(est.estimators_features_[i], dtype=np.int64)
+            arrays[f"path_lengths{i}"] = np.asarray(est._decision_path_lengths[i])
+            arrays[f"average_path_length{i}"] = np.asarray(est._average_path_length_per_tree[i])
+        return DetectorState(arrays, {
+            "depths": [int(e.tree_.max_depth) for e in est.estimators_],
             "n_features": int(est.n_features_in_),
             "tree_features": int(est._max_features),
             "max_samples": int(est._max_samples),
             "offset": float(est.offset_),
             "raw_threshold": self.raw_threshold_,
-        }
+        })
 
-    def load_state(self, directory: str | Path, state: dict[str, Any]) -> None:
+    def _set_state(self, state: DetectorState) -> None:
         from sklearn.base import clone
         from sklearn.ensemble import IsolationForest
         from sklearn.tree import ExtraTreeRegressor
 
-        from .trees import load_trees
+        from .trees import forest_from_arrays
 
+        f, arrays = state.fields, state.arrays
         est = IsolationForest(n_estimators=self.n_estimators, max_samples=self.max_samples,
                               max_features=self.max_features, random_state=self.random_state, n_jobs=self.n_jobs)
-        trees, arrays = load_trees(Path(directory) / state["trees"], state["depths"], state["tree_features"], 1)
+        trees = forest_from_arrays(arrays, f["depths"], f["tree_features"], 1)
         est.estimator_ = ExtraTreeRegressor(max_features=1, splitter="random", random_state=self.random_state)
         subs = []
         for tree in trees:
             sub = clone(est.estimator_)
-            sub.n_features_in_, sub.n_outputs_, sub.max_features_ = state["tree_features"], 1, state["tree_features"]
+            sub.n_features_in_, sub.n_outputs_, sub.max_features_ = f["tree_features"], 1, f["tree_features"]
             sub.tree_ = tree
             subs.append(sub)
         n = len(subs)
@@ -376,144 +358,8 @@ class IsolationForestDetector(_UnsupervisedDetector):
         est.estimators_features_ = [arrays[f"features{i}"] for i in range(n)]
         est._decision_path_lengths = tuple(arrays[f"path_lengths{i}"] for i in range(n))
         est._average_path_length_per_tree = tuple(arrays[f"average_path_length{i}"] for i in range(n))
-        est.n_features_in_, est._max_features = state["n_features"], state["tree_features"]
-        est._max_samples = est.max_samples_ = state["max_samples"]
-        est.offset_ = state["offset"]
+        est.n_features_in_, est._max_features = f["n_features"], f["tree_features"]
+        est._max_samples = est.max_samples_ = f["max_samples"]
+        est.offset_ = f["offset"]
         self.estimator_ = est
-        self.raw_threshold_ = float(state["raw_threshold"])
-
-
-class AutoencoderNet(nn.Module):
-    """A dense autoencoder: encoder ``hidden_layers``, mirrored decoder, linear output.
-
-    The buffer ``raw_threshold`` holds the detector's fitted reconstruction
-    error threshold, so that it travels with the weights.
-
-    >>> net = AutoencoderNet(20, hidden_layers=(16, 4)).eval()
-    >>> net(torch.zeros(3, 20)).shape
-    torch.Size([3, 20])
-    """
-
-    def __init__(self, n_features: int, hidden_layers: Sequence[int] = (32, 8), dropout: float = 0.0):
-        super().__init__()
-        sizes = [n_features, *hidden_layers]
-        layers: list[nn.Module] = []
-        for a, b in zip(sizes[:-1], sizes[1:]):
-            layers += [nn.Linear(a, b), nn.ReLU(), nn.Dropout(dropout)]
-        self.encoder = nn.Sequential(*layers)
-        back = sizes[::-1]
-        layers = []
-        for a, b in zip(back[:-2], back[1:-1]):
-            layers += [nn.Linear(a, b), nn.ReLU(), nn.Dropout(dropout)]
-        layers.append(nn.Linear(back[-2], back[-1]))
-        self.decoder = nn.Sequential(*layers)
-        self.register_buffer("raw_threshold", torch.ones((), dtype=torch.float64))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.encoder(x))
-
-
-def _reconstruction_metrics(target: np.ndarray, reconstruction: np.ndarray) -> dict[str, float]:
-    # The loop's early stopping and checkpoint maximise: watch the negated error.
-    return {"neg_mse": -float(np.mean((reconstruction - target) ** 2))}
-
-
-class AutoencoderDetector(_UnsupervisedDetector):
-    """Reconstruction error of a dense autoencoder trained on benign flows.
-
-    The raw score is the mean squared error between a flow's (standardised)
-    features and their reconstruction. Training goes through the shared
-    :class:`~flowsentinel.training.loop.Trainer` unchanged: the targets are
-    the inputs, the loss is ``nn.MSELoss``, and early stopping and the best
-    checkpoint watch the validation error.
-
-    Args:
-        hidden_layers: encoder widths (the decoder mirrors them).
-        dropout: after each hidden layer.
-        batch_size, max_epochs, patience, lr, weight_decay: training.
-        target_far, val_fraction, threshold, random_state: as for :class:`PCADetector`.
-        num_threads: torch CPU threads (``None`` leaves torch's default).
-        verbose: progress bars and per-epoch log lines.
-    """
-
-    def __init__(
-        self,
-        hidden_layers: tuple[int, ...] = (32, 8),
-        dropout: float = 0.0,
-        batch_size: int = 256,
-        max_epochs: int = 30,
-        patience: int = 5,
-        lr: float = 2e-3,
-        weight_decay: float = 1e-5,
-        target_far: float = 0.01,
-        val_fraction: float = 0.2,
-        threshold: float | None = None,
-        feature_config: FeatureConfig | None = None,
-        random_state: int = 0,
-        num_threads: int | None = None,
-        verbose: bool = True,
-    ):
-        self.hidden_layers = hidden_layers
-        self.dropout = dropout
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.patience = patience
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.target_far = target_far
-        self.val_fraction = val_fraction
-        self.threshold = threshold
-        self.feature_config = feature_config
-        self.random_state = random_state
-        self.num_threads = num_threads
-        self.verbose = verbose
-
-    def module_kwargs(self) -> dict[str, Any]:
-        """Architecture arguments, saved with the weights so the net can be rebuilt."""
-        return {"hidden_layers": [int(h) for h in self.hidden_layers], "dropout": float(self.dropout)}
-
-    def build_module(self, n_inputs: int, n_classes: int = 2) -> nn.Module:
-        """The network for ``n_inputs`` features (``n_classes`` is unused: outputs are the inputs)."""
-        return AutoencoderNet(n_inputs, **self.module_kwargs())
-
-    @property
-    def raw_threshold_(self) -> float:
-        """The reconstruction-error threshold, kept in the network's buffer."""
-        if not hasattr(self, "module_"):
-            raise AttributeError("raw_threshold_")
-        return float(self.module_.raw_threshold)
-
-    def _set_raw_threshold(self, value: float) -> None:
-        self.module_.raw_threshold.fill_(float(value))
-
-    def _fit_matrix(self, train: np.ndarray, val: np.ndarray) -> None:
-        if self.num_threads:
-            torch.set_num_threads(int(self.num_threads))
-        torch.manual_seed(self.random_state)
-        self.module_ = self.build_module(train.shape[1])
-        optimizer = torch.optim.AdamW(self.module_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        trainer = Trainer(
-            self.module_,
-            nn.MSELoss(),
-            optimizer,
-            _reconstruction_metrics,
-            batch_size=self.batch_size,
-            max_epochs=self.max_epochs,
-            callbacks=[EarlyStopping("neg_mse", self.patience), BestCheckpoint("neg_mse"), ProgressBar(self.verbose)],
-            seed=self.random_state,
-        )
-        train = np.ascontiguousarray(train, dtype=np.float32)
-        val = np.ascontiguousarray(val, dtype=np.float32)
-        trainer.fit(ArraySource(train), train, ArraySource(val), val)
-        self.module_.eval()
-        self.history_ = [
-            {"epoch": r.epoch, "train_loss": r.train_loss, "val_loss": r.val_loss, "seconds": r.seconds,
-             "flows_per_s": r.flows_per_s}
-            for r in trainer.history
-        ]
-        self.best_epoch_ = trainer.best_epoch
-
-    def _raw_scores(self, matrix: np.ndarray) -> np.ndarray:
-        matrix = np.ascontiguousarray(matrix, dtype=np.float32)
-        recon = predict_logits(self.module_, ArraySource(matrix))
-        return ((recon.astype("float64") - matrix) ** 2).mean(axis=1)
+        self.raw_threshold_ = float(f["raw_threshold"])

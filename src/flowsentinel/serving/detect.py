@@ -17,9 +17,9 @@ from typing import IO, Any, Iterable
 import numpy as np
 import pandas as pd
 
+from .. import __version__
 from ..io.alerts import AlertWriter
 from ..io.readers import FlowReader, ReadConfig
-from ..persistence import package_version
 from ..schema import ATTACK_COLUMN
 
 __all__ = ["DetectSummary", "detect_frames", "detect_file"]
@@ -51,10 +51,12 @@ class DetectSummary:
 
 
 def model_identity(detector) -> tuple[str, str]:
+    """The model's short name, and a version: flowsentinel's and the model's creation time."""
+    from ..models.registry import short_name
+
     manifest = getattr(detector, "manifest_", {}) or {}
-    name = manifest.get("estimator", type(detector).__name__)
-    version = f"{manifest.get('versions', {}).get('flowsentinel', package_version())}/{manifest.get('created', 'unsaved')}"
-    return name, version
+    version = f"{manifest.get('versions', {}).get('flowsentinel', __version__)}/{manifest.get('created', 'unsaved')}"
+    return short_name(detector), version
 
 
 def detect_frames(detector, frames: Iterable[pd.DataFrame], writer: AlertWriter, *, where: str = "flows",

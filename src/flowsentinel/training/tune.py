@@ -17,9 +17,7 @@ The best trial is written as a TOML config whose ``[model]`` table
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import functools
 import json
 import logging
 import math
@@ -30,12 +28,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .config import ExperimentConfig
+    from ..config import ExperimentConfig
 
 # torch, pandas and Optuna are imported where used: the command line builds
 # this module's arguments on every start and must stay quick.
@@ -47,8 +45,6 @@ __all__ = [
     "suggest_params",
     "tune",
     "write_config_toml",
-    "add_tune_arguments",
-    "tune_from_args",
 ]
 
 log = logging.getLogger(__name__)
@@ -96,6 +92,8 @@ class TuneConfig:
             raise ConfigError(f"n_trials must be at least 1, got {self.n_trials}")
         if self.max_epochs < 1:
             raise ConfigError(f"max_epochs must be at least 1, got {self.max_epochs}")
+        if "://" not in self.storage:
+            raise ConfigError(f"storage must be an Optuna storage URL such as sqlite:///study.db, got {self.storage!r}")
         if self.timeout_s is not None and self.timeout_s <= 0:
             raise ConfigError(f"timeout_s must be positive (or None for no budget), got {self.timeout_s}")
 
@@ -152,7 +150,7 @@ def _model_params(params: dict[str, Any]) -> dict[str, Any]:
 class PruningCallback:
     """Reports validation macro-F1 to the trial each epoch; stops a pruned or over-budget trial.
 
-    A :class:`~flowsentinel.training.loop.Callback` by its hooks (not by
+    A :class:`~flowsentinel.models.loop.Callback` by its hooks (not by
     inheritance, which would import torch with this module). Stopping rather
     than raising lets the training loop finish its own callbacks; the
     objective raises ``TrialPruned`` afterwards.
@@ -186,20 +184,6 @@ class PruningCallback:
             trainer.stop = True
 
 
-@functools.cache
-def _tuned_detector_class() -> type:
-    """The CNN-BiLSTM with extra training callbacks (set as ``extra_callbacks_`` before ``fit``)."""
-    from .models.deep import CNNBiLSTMDetector
-
-    class TunedCNNBiLSTMDetector(CNNBiLSTMDetector):
-        extra_callbacks_: tuple = ()
-
-        def training_callbacks(self):
-            return [*super().training_callbacks(), *self.extra_callbacks_]
-
-    return TunedCNNBiLSTMDetector
-
-
 def _prepare_storage(storage: str) -> None:
     prefix = "sqlite:///"
     if storage.startswith(prefix) and storage != prefix + ":memory:":
@@ -207,23 +191,18 @@ def _prepare_storage(storage: str) -> None:
 
 
 def _split(cfg: ExperimentConfig, flows: pd.DataFrame | None):
-    from .evaluation.splits import make_split
-    from .features import input_columns
-    from .schema import detect_schema
-    from .training.run import _labels, load_dataset
+    from .experiment import Dataset, load_dataset, prepare
 
-    description = "flows passed in"
     if flows is None:
         data = load_dataset(cfg.run.data, synthetic_flows=cfg.run.synthetic_flows, seed=cfg.run.seed,
                             max_rows=cfg.run.max_rows)
-        flows, description = data.flows, data.description
-    y = _labels(flows, cfg.run.task)
-    schema = detect_schema(list(flows.columns))
-    split = make_split(flows, y, cfg.run.protocol, input_columns(schema, cfg.features), cfg.run.seed, cfg.run.fractions)
-    train = flows.iloc[split.train].reset_index(drop=True)
-    val = flows.iloc[split.val].reset_index(drop=True)
-    log.info("tuning on %s: %s split, %d train and %d validation flows", description, split.protocol, len(train), len(val))
-    return train, val
+    else:
+        data = Dataset(flows, "flows passed in", False, {"n_flows": len(flows)})
+    prepared = prepare(data, task=cfg.run.task, protocol=cfg.run.protocol, seed=cfg.run.seed,
+                       fractions=cfg.run.fractions, features=cfg.features)
+    log.info("tuning on %s: %s split, %d train and %d validation flows", data.description, prepared.protocol,
+             len(prepared.train), len(prepared.val))
+    return prepared.train, prepared.val
 
 
 def _toml_value(value: Any) -> str:
@@ -286,14 +265,15 @@ def tune(cfg: ExperimentConfig, tune_cfg: TuneConfig = TuneConfig(), flows: pd.D
                                 sampler=sampler, pruner=pruner, load_if_exists=True)
     if existing:
         log.info("resuming study %r in %s: %d trials so far", tune_cfg.study_name, tune_cfg.storage, existing)
+    from ..models.deep import preset
+
     fixed = {"task": cfg.run.task, "random_state": cfg.run.seed, "feature_config": cfg.features, **cfg.model,
              "max_epochs": tune_cfg.max_epochs, "verbose": False}
+    fixed.pop("network", None)
 
     def objective(trial) -> float:
-        params = {**fixed, **suggest_params(trial)}
-        detector = _tuned_detector_class()(**params)
         pruning = PruningCallback(trial, MONITOR, deadline)
-        detector.extra_callbacks_ = (pruning,)
+        detector = preset("cnn-bilstm", **{**fixed, **suggest_params(trial)}, callbacks=(pruning,))
         detector.fit(train, X_val=val)
         scores = [h[f"val_{MONITOR}"] for h in detector.history_]
         trial.set_user_attr("epochs", len(scores))
@@ -355,34 +335,3 @@ def _count_trials(storage: str, study_name: str) -> int:
 
 def _describe(params: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
-
-
-# ---- command line (wired as 'flowsentinel tune') ------------------------------
-def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``flowsentinel tune``."""
-    d = TuneConfig()
-    parser.add_argument("--data", help="labelled flow file; default: the shared NF-BoT-IoT-v2 sample, else synthetic")
-    parser.add_argument("--config", help="TOML config ([run], [model], [features]); its [model] values are fixed")
-    parser.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value (repeatable)")
-    parser.add_argument("--task", choices=("multiclass", "binary"))
-    parser.add_argument("--protocol", choices=("paper", "dedup"))
-    parser.add_argument("--mode", choices=("flow", "window"))
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--max-rows", type=int, help="use only the first N valid flows")
-    parser.add_argument("--trials", type=int, default=d.n_trials, help=f"trials to add (default {d.n_trials})")
-    parser.add_argument("--timeout", type=float, help="time budget of this run, seconds (default: none)")
-    parser.add_argument("--epochs", type=int, default=d.max_epochs, help=f"epochs per trial (default {d.max_epochs})")
-    parser.add_argument("--storage", default=d.storage, help=f"Optuna storage URL (default {d.storage})")
-    parser.add_argument("--study-name", default=d.study_name, help=f"study to create or resume (default {d.study_name})")
-    parser.add_argument("--out", default=d.out_config, help=f"where to write the best config (default {d.out_config})")
-
-
-def tune_from_args(args: argparse.Namespace) -> TuneResult:
-    """Run a study from the arguments of :func:`add_tune_arguments`."""
-    from .config import load_config, overrides_from_args
-
-    cfg = load_config(getattr(args, "config", None), overrides_from_args(args))
-    tune_cfg = TuneConfig(n_trials=args.trials, timeout_s=args.timeout, storage=args.storage,
-                          study_name=args.study_name, out_config=args.out, max_epochs=args.epochs,
-                          seed=cfg.run.seed)
-    return tune(cfg, tune_cfg)

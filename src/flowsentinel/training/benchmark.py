@@ -39,7 +39,6 @@ Timings move with the machine's load: compare them within one run.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import tempfile
@@ -50,16 +49,15 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import ConfigError, DataError
-from .evaluation.report import jsonable
-from .evaluation.splits import PROTOCOLS, make_split
-from .features import FeatureConfig, input_columns
-from .schema import ATTACK_COLUMN, BENIGN_CLASS, detect_schema
+from ..errors import ConfigError, DataError
+from ..evaluation.report import jsonable
+from ..evaluation.tables import Column, fmt_value, render
+from ..features import FeatureConfig
+from ..schema import ATTACK_COLUMN, BENIGN_CLASS
+from .experiment import Dataset, evaluate, load_dataset, prepare
 
 __all__ = [
     "run_benchmark",
-    "add_benchmark_arguments",
-    "benchmark_from_args",
     "summary_text",
     "build_model",
     "measure_speed",
@@ -77,8 +75,11 @@ BATCH = 4096
 
 
 # ---- models ----------------------------------------------------------------
+BENCHMARK_PROTOCOLS = ("paper", "dedup")
+
+
 def _resolve(models: Iterable[str] | str | None) -> list[str]:
-    from .models.registry import SHORT_NAMES
+    from ..models.registry import SHORT_NAMES
 
     if models is None or models == "all":
         return list(SHORT_NAMES)
@@ -91,25 +92,40 @@ def _resolve(models: Iterable[str] | str | None) -> list[str]:
     return names
 
 
-def build_model(name: str, *, task: str = "multiclass", seed: int = 0, epochs: int | None = None,
-                n_jobs: int | None = None, **params: Any):
-    """A detector by short name with the benchmark's settings (only those it has)."""
-    from .models.registry import short_names
+def _known_params(name: str) -> set[str]:
+    from ..models.presets import NETWORKS, network_param_names
+    from ..models.registry import make_detector
 
-    cls = short_names()[name]
-    known = set(cls().get_params())
-    settings: dict[str, Any] = {"random_state": seed, "verbose": False}
-    if getattr(cls, "kind", "supervised") == "supervised":
-        settings["task"] = task
+    known = set(type(make_detector(name))._param_names())
+    if name in NETWORKS:
+        known |= set(network_param_names(name))
+    return known
+
+
+def build_model(name: str, *, task: str = "multiclass", seed: int = 0, epochs: int | None = None,
+                n_jobs: int | None = None, policy: dict[str, Any] | None = None,
+                features: FeatureConfig | None = None, **params: Any):
+    """A detector by short name with the benchmark's settings (only those it has).
+
+    ``policy`` (``threshold``/``target_far``) is the threshold policy every
+    model of one benchmark shares.
+    """
+    from ..models.registry import make_detector
+
+    known = _known_params(name)
+    settings: dict[str, Any] = {"random_state": seed, "verbose": False, "task": task, "feature_config": features}
     if epochs is not None:
         settings["max_epochs"] = int(epochs)
     if n_jobs is not None:
         settings["n_jobs"] = int(n_jobs)
-    settings = {k: v for k, v in settings.items() if k in known}
+    settings.update({k: v for k, v in (policy or {}).items() if v is not None})
+    settings = {k: v for k, v in settings.items() if k in known and v is not None}
     unknown = sorted(set(params) - known)
     if unknown:
         raise ConfigError(f"{name}: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    return cls(**{**settings, **params})
+    det = make_detector(name, **{**settings, **params})
+    det.check_params()
+    return det
 
 
 # ---- measurements ------------------------------------------------------------
@@ -145,32 +161,13 @@ def measure_speed(detector, flows: pd.DataFrame, *, batch: int = BATCH, repeats:
     }
 
 
-def _memory_bytes(detector) -> int:
-    """Bytes of the learned parameters held in memory (tree nodes, arrays, tensors)."""
-    total = 0
-    if hasattr(detector, "module_"):
-        total += sum(t.numel() * t.element_size() for t in detector.module_.state_dict().values())
-    est = getattr(detector, "estimator_", None)
-    for sub in getattr(est, "estimators_", []) or []:
-        tree = getattr(sub, "tree_", None)
-        if tree is not None:
-            state = tree.__getstate__()
-            total += state["nodes"].nbytes + state["values"].nbytes
-    for name, value in vars(detector).items():
-        if name.endswith("_") and isinstance(value, np.ndarray) and value.dtype != object:
-            total += value.nbytes
-    return int(total)
-
-
 def model_size(detector) -> tuple[int, str]:
-    """(bytes, where from): the saved model directory if the model can be saved, else memory."""
-    if hasattr(detector, "module_") or hasattr(detector, "save_state"):
-        from .persistence import save_model
+    """(bytes, where from): the saved model directory, written to a temporary folder."""
+    from ..persistence import save_model
 
-        with tempfile.TemporaryDirectory() as tmp:
-            save_model(detector, tmp)
-            return int(sum(p.stat().st_size for p in Path(tmp).rglob("*") if p.is_file())), "saved"
-    return _memory_bytes(detector), "memory"
+    with tempfile.TemporaryDirectory() as tmp:
+        save_model(detector, Path(tmp) / "model")
+        return int(sum(p.stat().st_size for p in Path(tmp).rglob("*") if p.is_file())), "saved"
 
 
 def _recalls(y_attack: np.ndarray, pred: np.ndarray, metrics: dict, binary: bool, classes: list[str]) -> dict:
@@ -190,8 +187,8 @@ def _recalls(y_attack: np.ndarray, pred: np.ndarray, metrics: dict, binary: bool
 # ---- the run -----------------------------------------------------------------
 def run_benchmark(
     models: Sequence[str] | str | None = None,
-    data: str | Path | pd.DataFrame | None = None,
-    protocols: Sequence[str] = ("paper", "dedup"),
+    data: str | Path | pd.DataFrame | Dataset | None = None,
+    protocols: Sequence[str] = BENCHMARK_PROTOCOLS,
     task: str = "multiclass",
     seed: int = 0,
     max_rows: int | None = None,
@@ -201,17 +198,21 @@ def run_benchmark(
     epochs: int | None = None,
     n_jobs: int | None = None,
     model_params: dict[str, dict[str, Any]] | None = None,
+    threshold: float | None = None,
+    target_far: float | None = None,
+    features: FeatureConfig | None = None,
+    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
     repeats: int = 3,
     latency_calls: int = 200,
     synthetic_flows: int = 20_000,
 ) -> dict[str, Any]:
-    """Train and evaluate ``models`` (short names, default all) on the same splits.
+    """Train and evaluate ``models`` (short names, default all) on the same splits, at the same threshold policy.
 
     Args:
         models: short names from :data:`~flowsentinel.models.registry.SHORT_NAMES`
             (``None`` or ``"all"``: every one).
-        data: a flow file, a flow table, or ``None`` for the shared
-            NF-BoT-IoT-v2 sample (synthetic flows where it is absent).
+        data: a flow file, a flow table, a :class:`~flowsentinel.training.experiment.Dataset`,
+            or ``None`` for the shared NF-BoT-IoT-v2 sample (synthetic flows where it is absent).
         protocols: split protocols; each is split once for all models.
         task: ``multiclass`` or ``binary`` for the supervised models.
         seed: splits and model seeds.
@@ -222,43 +223,48 @@ def run_benchmark(
         epochs: maximum epochs for every deep model (their default otherwise).
         n_jobs: threads for the tree ensembles, LightGBM and Isolation Forest.
         model_params: extra parameters per short name.
+        threshold, target_far: the threshold policy of every model (the
+            unsupervised ones keep their own 1% target when neither is given).
+        features: preprocessing of every model.
+        fractions: train/validation/test shares.
         repeats, latency_calls: see :func:`measure_speed`.
         synthetic_flows: flows to generate when no data is available.
 
     Returns:
         ``{"rows": [...], "data": ..., "splits": {...}, "settings": {...}, "files": {...}}``.
     """
-    from .training.run import load_dataset
+    from ..choices import TASKS
 
     names = _resolve(models)
     model_params = {k.lower(): dict(v) for k, v in (model_params or {}).items()}
     for key in model_params:
         _resolve([key])
-    if task not in ("multiclass", "binary"):
+    if task not in TASKS:
         raise ConfigError(f"task must be 'multiclass' or 'binary', got {task!r}")
-    bad = [p for p in protocols if p not in PROTOCOLS]
+    bad = [p for p in protocols if p not in BENCHMARK_PROTOCOLS]
     if bad or not protocols:
-        raise ConfigError(f"protocols must be among {', '.join(PROTOCOLS)}, got {list(protocols)}")
+        raise ConfigError(f"protocols must be among {', '.join(BENCHMARK_PROTOCOLS)}, got {list(protocols)}")
+    policy = {"threshold": threshold, "target_far": target_far}
+    features = features or FeatureConfig()
+    for name in names:  # every setting checked before any data is read
+        build_model(name, task=task, seed=seed, epochs=epochs, n_jobs=n_jobs, policy=policy, features=features,
+                    **model_params.get(name, {}))
 
-    if isinstance(data, pd.DataFrame):
+    if isinstance(data, Dataset):
+        dataset = data
+    elif isinstance(data, pd.DataFrame):
         flows = data.reset_index(drop=True)
         if max_rows is not None:
             flows = flows.iloc[:max_rows].reset_index(drop=True)
         synthetic = bool(flows.get("Dataset", pd.Series(dtype=object)).astype(str).eq("SYNTHETIC").any())
-        description = f"flow table ({len(flows):,} flows)" + (" [SYNTHETIC]" if synthetic else "")
+        dataset = Dataset(flows, f"flow table ({len(flows):,} flows)" + (" [SYNTHETIC]" if synthetic else ""),
+                          synthetic, {"n_flows": len(flows)})
     else:
-        dataset = load_dataset(data, synthetic_flows=synthetic_flows, seed=seed, max_rows=max_rows)
-        flows, synthetic, description = dataset.flows, dataset.synthetic, dataset.description
-    if ATTACK_COLUMN not in flows.columns:
+        dataset = load_dataset(data, synthetic_flows=synthetic_flows, seed=seed, max_rows=max_rows, progress=progress)
+    if ATTACK_COLUMN not in dataset.flows.columns:
         raise DataError(f"the benchmark needs labelled flows: the table has no {ATTACK_COLUMN!r} column")
-    y_attack = flows[ATTACK_COLUMN].to_numpy(dtype=object)
-    from .models.base import (
-        binary_labels,  # scikit-learn loads here, not when the CLI starts
-    )
-
-    y_task = binary_labels(y_attack) if task == "binary" else y_attack
+    y_attack = dataset.flows[ATTACK_COLUMN].to_numpy(dtype=object)
     all_classes = [BENIGN_CLASS] + sorted(set(y_attack.tolist()) - {BENIGN_CLASS})
-    feature_columns = input_columns(detect_schema(list(flows.columns)), FeatureConfig())
 
     rows: list[dict[str, Any]] = []
     splits: dict[str, dict] = {}
@@ -267,36 +273,32 @@ def run_benchmark(
     bar = tqdm(total=len(protocols) * len(names), desc="benchmark", unit="model", disable=not progress, leave=False)
     try:
         for protocol in protocols:
-            split = make_split(flows, y_task, protocol, feature_columns, seed)
-            train, val, test = (flows.iloc[i].reset_index(drop=True) for i in (split.train, split.val, split.test))
-            values, counts = np.unique(y_task[split.train], return_counts=True)
-            majority = str(values[np.argmax(counts)])
-            splits[protocol] = {**split.info, "n_train": len(train), "n_val": len(val), "n_test": len(test)}
-            y_test_attack = y_attack[split.test]
+            prepared = prepare(dataset, task=task, protocol=protocol, seed=seed, fractions=fractions,
+                               features=features)
+            splits[protocol] = prepared.split_info
             for name in names:
                 bar.set_description(f"{protocol}: {name}")
                 if progress:
-                    log.info("[%s] training %s on %d flows", protocol, name, len(train))
-                rows.append(_benchmark_one(
-                    name, protocol, train, val, test, y_test_attack, all_classes, majority,
-                    task=task, seed=seed, epochs=epochs, n_jobs=n_jobs, params=model_params.get(name, {}),
-                    repeats=repeats, latency_calls=latency_calls, progress=progress,
-                ))
+                    log.info("[%s] training %s on %d flows", protocol, name, len(prepared.train))
+                det = build_model(name, task=task, seed=seed, epochs=epochs, n_jobs=n_jobs, policy=policy,
+                                  features=features, **model_params.get(name, {}))
+                rows.append(_benchmark_one(name, det, prepared, all_classes, repeats=repeats,
+                                           latency_calls=latency_calls, progress=progress))
                 bar.update(1)
     finally:
         bar.close()
 
     result: dict[str, Any] = {
         "title": f"flowsentinel benchmark ({task})",
-        "data": description,
-        "synthetic": synthetic,
+        "data": dataset.description,
+        "synthetic": dataset.synthetic,
         "task": task,
         "classes": all_classes,
         "splits": splits,
         "settings": {
             "models": names, "protocols": list(protocols), "seed": seed, "max_rows": max_rows, "epochs": epochs,
-            "n_jobs": n_jobs, "model_params": model_params, "batch": BATCH, "repeats": repeats,
-            "latency_calls": latency_calls,
+            "n_jobs": n_jobs, "model_params": model_params, "threshold_policy": policy, "batch": BATCH,
+            "repeats": repeats, "latency_calls": latency_calls,
         },
         "rows": rows,
     }
@@ -305,29 +307,21 @@ def run_benchmark(
     return result
 
 
-def _benchmark_one(name, protocol, train, val, test, y_test_attack, all_classes, majority, *, task, seed,
-                   epochs, n_jobs, params, repeats, latency_calls, progress) -> dict[str, Any]:
-    det = build_model(name, task=task, seed=seed, epochs=epochs, n_jobs=n_jobs, **params)
-    kind = getattr(det, "kind", "supervised")
+def _benchmark_one(name, det, prepared, all_classes, *, repeats, latency_calls, progress) -> dict[str, Any]:
     t0 = time.perf_counter()
-    det.fit(train, X_val=val)
+    det.fit(prepared.train, X_val=prepared.val)
     fit_s = time.perf_counter() - t0
-    proba = det.predict_proba(test)
-    scores = det.scores_from_proba(proba)
-    pred = det.labels_from_proba(proba)
-    binary = kind == "unsupervised" or task == "binary"
-    from .evaluation.metrics import compute_metrics
-    from .models.base import binary_labels
-
-    truth = binary_labels(y_test_attack) if binary else y_test_attack
-    metrics = compute_metrics(truth, pred, scores, majority_class=None if binary else majority)
-    speed = measure_speed(det, test, repeats=repeats, latency_calls=latency_calls)
+    metrics, _ = evaluate(det, prepared.test, prepared.task, prepared.majority)
+    binary = det.kind == "unsupervised" or prepared.task == "binary"
+    pred = det.predict(prepared.test)
+    speed = measure_speed(det, prepared.test, repeats=repeats, latency_calls=latency_calls)
     size, size_from = model_size(det)
+    y_test_attack = prepared.test[ATTACK_COLUMN].to_numpy(dtype=object)
     row = {
-        "protocol": protocol,
+        "protocol": prepared.protocol,
         "model": name,
         "estimator": type(det).__name__,
-        "kind": kind,
+        "kind": det.kind,
         "scored_as": "binary" if binary else "multiclass",
         "accuracy": metrics["accuracy"],
         "f1_macro": metrics["f1_macro"],
@@ -341,26 +335,19 @@ def _benchmark_one(name, protocol, train, val, test, y_test_attack, all_classes,
         "size_bytes": size,
         "size_from": size_from,
         "threshold": float(det.threshold_),
-        "n_test": int(len(test)),
+        "n_test": int(len(prepared.test)),
         "metrics": metrics,
     }
     if progress:
         log.info(
             "[%s] %s: macro-F1 %.4f, false-alarm rate %s, %.1f s to train, %.0f flows/s",
-            protocol, name, row["f1_macro"], _fmt(row["false_alarm_rate"]), fit_s, row["flows_per_s"],
+            prepared.protocol, name, row["f1_macro"], fmt_value(row["false_alarm_rate"], "{:.4f}"), fit_s,
+            row["flows_per_s"],
         )
     return row
 
 
 # ---- output --------------------------------------------------------------------
-def _fmt(v: Any, digits: int = 4) -> str:
-    if v is None or (isinstance(v, float) and not np.isfinite(v)):
-        return "n/a"
-    if isinstance(v, float):
-        return f"{v:.{digits}f}"
-    return str(v)
-
-
 def _size(n: int) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
@@ -372,19 +359,18 @@ def _size(n: int) -> str:
 def markdown_table(result: dict[str, Any]) -> str:
     """The one benchmark table, as Markdown."""
     classes = result["classes"]
-    head = (["protocol", "model", "scored as", "accuracy", "F1 macro", "F1 weighted"]
-            + [f"recall {c}" for c in classes]
-            + ["false-alarm rate", "ROC-AUC", "train s", "flows/s @4096", "latency p50 ms", "latency p99 ms",
-               "size", "size from"])
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 2 + "---|" + "---:|" * (len(head) - 3)]
-    for r in result["rows"]:
-        cells = [r["protocol"], r["model"], r["scored_as"], _fmt(r["accuracy"]), _fmt(r["f1_macro"]),
-                 _fmt(r["f1_weighted"])]
-        cells += [_fmt(r["recall"].get(c)) for c in classes]
-        cells += [_fmt(r["false_alarm_rate"]), _fmt(r["roc_auc"]), f"{r['train_s']:.1f}", f"{r['flows_per_s']:,.0f}",
-                  _fmt(r["latency_p50_ms"], 2), _fmt(r["latency_p99_ms"], 2), _size(r["size_bytes"]), r["size_from"]]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    columns = ([Column("protocol", "protocol"), Column("model", "model"), Column("scored_as", "scored as"),
+                Column("accuracy", "accuracy", "{:.4f}"), Column("f1_macro", "F1 macro", "{:.4f}"),
+                Column("f1_weighted", "F1 weighted", "{:.4f}")]
+               + [Column(f"recall:{c}", f"recall {c}", "{:.4f}") for c in classes]
+               + [Column("false_alarm_rate", "false-alarm rate", "{:.4f}"), Column("roc_auc", "ROC-AUC", "{:.4f}"),
+                  Column("threshold", "threshold", "{:.4f}"), Column("train_s", "train s", "{:.1f}"),
+                  Column("flows_per_s", "flows/s @4096", "{:,.0f}"),
+                  Column("latency_p50_ms", "latency p50 ms", "{:.2f}"), Column("latency_p99_ms", "latency p99 ms", "{:.2f}"),
+                  Column("size", "size", ""), Column("size_from", "size from")])
+    rows = [{**r, **{f"recall:{c}": r["recall"].get(c) for c in classes}, "size": _size(r["size_bytes"])}
+            for r in result["rows"]]
+    return render(rows, columns) + "\n"
 
 
 def _markdown(result: dict[str, Any], png: str | None) -> str:
@@ -396,8 +382,13 @@ def _markdown(result: dict[str, Any], png: str | None) -> str:
     for protocol, info in result["splits"].items():
         extra = f", {info['n_unique_vectors']:,} distinct vectors of {info['n_rows']:,}" if "n_unique_vectors" in info else ""
         lines.append(f"- `{protocol}` split: {info['n_train']:,} train, {info['n_val']:,} validation, {info['n_test']:,} test flows{extra}")
+    policy = s.get("threshold_policy") or {}
     lines.append(f"- Seed {s['seed']}; max rows {s['max_rows'] or 'all'}; deep-model epochs {s['epochs'] or 'model default'}; "
                  f"n_jobs {s['n_jobs'] if s['n_jobs'] is not None else 'model default'}")
+    lines.append("- Threshold policy, the same for every model: " + (
+        f"fixed threshold {policy['threshold']}" if policy.get("threshold") is not None else
+        f"target false-alarm rate {policy['target_far']} on benign validation flows" if policy.get("target_far") is not None
+        else "0.5 for the supervised models; the unsupervised ones a 1% target false-alarm rate"))
     lines += [
         f"- Inference: `predict_proba` on flow tables, preprocessing included; flows/s is the median of {s['repeats']} "
         f"calls of {s['batch']:,} test flows; latency is over {s['latency_calls']} calls of one flow.",
@@ -451,46 +442,6 @@ def _write(out: Path, result: dict[str, Any]) -> dict[str, str]:
     (out / "benchmark.json").write_text(json.dumps(jsonable({**result, "files": files}), indent=2))
     log.info("benchmark written to %s", out)
     return files
-
-
-# ---- command line ------------------------------------------------------------------
-def add_benchmark_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The ``flowsentinel benchmark`` options."""
-    from .models.registry import SHORT_NAMES
-
-    parser.add_argument("--models", default="all",
-                        help=f"comma-separated short names, or all (default): {', '.join(SHORT_NAMES)}")
-    parser.add_argument("--data", help="flow file; default: the shared NF-BoT-IoT-v2 sample, else synthetic flows")
-    parser.add_argument("--protocols", default="paper,dedup", help="comma-separated: paper, dedup (default both)")
-    parser.add_argument("--task", choices=("multiclass", "binary"), default="multiclass",
-                        help="for supervised models (unsupervised ones are always scored as binary)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-rows", type=int, help="use only the first N valid flows")
-    parser.add_argument("--epochs", type=int, help="maximum epochs of every deep model (default: each model's own)")
-    parser.add_argument("--n-jobs", type=int, help="threads for tree ensembles, LightGBM, Isolation Forest")
-    parser.add_argument("--latency-calls", type=int, default=200, help="single-flow calls for the latency percentiles")
-    parser.add_argument("--synthetic-flows", type=int, default=20_000, help="flows to generate when no data is found")
-    parser.add_argument("--out-dir", default=DEFAULT_OUT_DIR, help=f"where the table goes (default {DEFAULT_OUT_DIR})")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar or per-model log lines")
-    return parser
-
-
-def benchmark_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """Run the benchmark from the arguments of :func:`add_benchmark_arguments`."""
-    return run_benchmark(
-        args.models,
-        data=args.data,
-        protocols=tuple(p.strip() for p in args.protocols.split(",") if p.strip()),
-        task=args.task,
-        seed=args.seed,
-        max_rows=args.max_rows,
-        out_dir=args.out_dir,
-        progress=not args.no_progress,
-        epochs=args.epochs,
-        n_jobs=args.n_jobs,
-        latency_calls=args.latency_calls,
-        synthetic_flows=args.synthetic_flows,
-    )
 
 
 def summary_text(result: dict[str, Any]) -> str:

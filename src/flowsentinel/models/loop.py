@@ -11,16 +11,15 @@ import copy
 import logging
 import time
 from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+from .inputs import BatchSource
+
 __all__ = [
-    "BatchSource",
-    "ArraySource",
-    "WindowSource",
     "EpochRecord",
     "Callback",
     "EarlyStopping",
@@ -31,45 +30,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-class BatchSource(Protocol):
-    """Rows of model input, gathered a batch at a time."""
-
-    def __len__(self) -> int: ...
-
-    def take(self, index: np.ndarray) -> np.ndarray: ...
-
-
-class ArraySource:
-    """Per-flow inputs: one row of ``X`` per example."""
-
-    def __init__(self, X: np.ndarray):
-        self.X = np.ascontiguousarray(X, dtype=np.float32)
-
-    def __len__(self) -> int:
-        return len(self.X)
-
-    def take(self, index: np.ndarray) -> np.ndarray:
-        return self.X[index]
-
-
-class WindowSource:
-    """Windowed inputs: ``windows[i]`` lists the rows of ``X`` in example ``i``.
-
-    ``-1`` marks padding, which is a row of zeros (the training mean after
-    standardisation). Windows are gathered per batch, never materialised.
-    """
-
-    def __init__(self, X: np.ndarray, windows: np.ndarray):
-        self.X = np.vstack([np.asarray(X, dtype=np.float32), np.zeros((1, X.shape[1]), np.float32)])
-        self.windows = windows
-
-    def __len__(self) -> int:
-        return len(self.windows)
-
-    def take(self, index: np.ndarray) -> np.ndarray:
-        return self.X[self.windows[index]]  # -1 picks the zero row
 
 
 @dataclass

@@ -1,0 +1,177 @@
+"""The one experiment path: load labelled flows, split them by a protocol, evaluate fitted detectors.
+
+``train``, ``evaluate``, ``benchmark``, ``tune`` and the cross-dataset runs
+all go through these functions, so that every number they print was
+obtained the same way:
+
+* :func:`load_dataset`: a flow file, else the shared NF-BoT-IoT-v2 sample,
+  else clearly labelled synthetic flows (with a warning that cannot be
+  missed);
+* :func:`prepare`: the protocol's train/validation/test parts, the majority
+  class of the training part, and the split's description;
+* :func:`evaluate`: every metric of :func:`~flowsentinel.evaluation.metrics.compute_metrics`
+  and the ROC/PR curve points of a fitted detector on labelled flows;
+* :func:`fit_and_evaluate`: fit on the training part (validation part for
+  early stopping and thresholds) and evaluate on the test part.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError
+from ..evaluation.metrics import binary_curves, compute_metrics
+from ..evaluation.splits import make_split
+from ..features import FeatureConfig, input_columns
+from ..io.readers import FlowReader, ReadConfig, ReadReport
+from ..models.base import binary_labels
+from ..models.registry import short_name
+from ..paths import DATA_ENV, data_dir
+from ..schema import ATTACK_COLUMN, DATASET_COLUMN, detect_schema
+from ..synthetic import SYNTHETIC_TAG, generate_flows
+
+__all__ = ["Dataset", "Prepared", "load_dataset", "task_labels", "prepare", "evaluate", "fit_and_evaluate",
+           "DEFAULT_SAMPLE"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SAMPLE = "nf-bot-iot-v2/NF-BoT-IoT-v2-sample.csv.gz"
+
+
+@dataclass
+class Dataset:
+    """Labelled flows and where they came from."""
+
+    flows: pd.DataFrame
+    description: str
+    synthetic: bool
+    info: dict[str, Any]
+    read_report: ReadReport | None = None
+    #: Per flow, the unit that must lie wholly on one side of a split (``None``: each row its own).
+    groups: np.ndarray | None = None
+
+
+@dataclass
+class Prepared:
+    """A protocol's split of a dataset, ready to fit and evaluate on."""
+
+    train: pd.DataFrame
+    val: pd.DataFrame
+    test: pd.DataFrame
+    task: str
+    protocol: str
+    majority: str
+    split_info: dict[str, Any]
+    data: Dataset
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def load_dataset(path: str | Path | None, *, synthetic_flows: int = 20_000, seed: int = 0,
+                 max_rows: int | None = None, rejects_dir: Path | None = None,
+                 require_labels: bool = True, progress: bool = True) -> Dataset:
+    """A flow file, else the shared NF-BoT-IoT-v2 sample, else synthetic flows."""
+    if path is None:
+        sample = data_dir() / DEFAULT_SAMPLE
+        if not sample.exists():
+            log.warning(
+                "\n%s\n  NO REAL DATA: the NF-BoT-IoT-v2 sample is not at %s.\n  Using %d SYNTHETIC flows: every "
+                "number below says nothing about real traffic.\n  Set %s to the shared data folder or pass --data.\n%s",
+                "!" * 78, sample, synthetic_flows, DATA_ENV, "!" * 78)
+            flows = generate_flows(synthetic_flows, random_state=seed)
+            return Dataset(flows, f"SYNTHETIC NF-v2 flows ({len(flows):,}, seed {seed})", True,
+                           {"path": None, "synthetic": True, "n_flows": len(flows), "seed": seed})
+        path = sample
+    path = Path(path)
+    reader = FlowReader(path, ReadConfig(require_labels=require_labels, rejects_dir=rejects_dir))
+    parts, total = [], 0
+    from tqdm.auto import tqdm
+
+    with tqdm(desc=f"reading {path.name}", unit="flow", unit_scale=True, leave=False,
+              disable=None if progress else True) as bar:
+        for chunk in reader:
+            parts.append(chunk)
+            total += len(chunk)
+            bar.update(len(chunk))
+            if max_rows is not None and total >= max_rows:
+                break
+    flows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    if max_rows is not None:
+        flows = flows.iloc[:max_rows].reset_index(drop=True)
+    log.info("%s", reader.report.summary())
+    if flows.empty:
+        raise DataError(f"{path}: no valid flows to use ({reader.report.n_rejected:,} rejected)")
+    synthetic = DATASET_COLUMN in flows.columns and bool((flows[DATASET_COLUMN] == SYNTHETIC_TAG).any())
+    from ..persistence import file_sha256
+
+    info = {
+        "path": str(path),
+        "sha256": file_sha256(path),
+        "schema": reader.schema.name,
+        "n_flows": int(len(flows)),
+        "n_rejected": reader.report.n_rejected,
+        "synthetic": synthetic,
+    }
+    desc = f"{path.name} ({reader.schema.name}, {len(flows):,} flows)" + (" [SYNTHETIC]" if synthetic else "")
+    return Dataset(flows, desc, synthetic, info, reader.report)
+
+
+def task_labels(flows: pd.DataFrame, task: str) -> np.ndarray:
+    """The labels of the task: attack classes, or Benign/Attack."""
+    if ATTACK_COLUMN not in flows.columns:
+        raise DataError(f"labelled flows are needed: the table has no {ATTACK_COLUMN!r} column")
+    y = flows[ATTACK_COLUMN].to_numpy(dtype=object)
+    return binary_labels(y) if task == "binary" else y
+
+
+def prepare(data: Dataset, *, task: str, protocol: str, seed: int = 0, fractions=(0.7, 0.15, 0.15),
+            features: FeatureConfig = FeatureConfig()) -> Prepared:
+    """Split ``data`` by ``protocol``; the majority class is the training part's."""
+    flows = data.flows
+    y = task_labels(flows, task)
+    schema = detect_schema(list(flows.columns))
+    kwargs = {"groups": data.groups} if protocol == "group" else {}
+    split = make_split(flows, y, protocol, input_columns(schema, features), seed, fractions, **kwargs)
+    train, val, test = (flows.iloc[i].reset_index(drop=True) for i in (split.train, split.val, split.test))
+    log.info("%s split: %d train, %d validation, %d test flows %s", split.protocol, len(train), len(val), len(test),
+             split.info)
+    if len(test) == 0 or len(train) == 0:
+        raise DataError(f"the {protocol} split leaves {len(train)} training and {len(test)} test flows: too few flows")
+    values, counts = np.unique(y[split.train], return_counts=True)
+    return Prepared(train, val, test, task, split.protocol, str(values[np.argmax(counts)]),
+                    {**split.info, "n_train": len(train), "n_val": len(val), "n_test": len(test)}, data)
+
+
+def evaluate(detector, flows: pd.DataFrame, task: str, majority_class: str | None = None) -> tuple[dict, dict | None]:
+    """Metrics and curve points of a fitted detector on labelled flows.
+
+    Unsupervised detectors, and any detector with the binary task, are
+    scored as Benign against Attack.
+    """
+    t0 = time.perf_counter()
+    proba = detector.predict_proba(flows)
+    seconds = time.perf_counter() - t0
+    scores = detector.scores_from_proba(proba)
+    pred = detector.labels_from_proba(proba)
+    binary = task == "binary" or getattr(detector, "kind", "supervised") == "unsupervised"
+    y = task_labels(flows, "binary" if binary else task)
+    metrics = compute_metrics(y, pred, scores, majority_class=None if binary and task != "binary" else majority_class)
+    metrics["scoring_flows_per_s"] = len(flows) / max(seconds, 1e-9)
+    metrics["threshold"] = float(detector.threshold_)
+    return metrics, binary_curves(y, scores)
+
+
+def fit_and_evaluate(detector, prepared: Prepared) -> dict[str, Any]:
+    """Fit on the training part (validation part for early stopping and thresholds), evaluate on the test part."""
+    name = short_name(detector)
+    log.info("training %s (%s) on %d flows of %s", name, prepared.task, len(prepared.train), prepared.data.description)
+    detector.fit(prepared.train, X_val=prepared.val)
+    metrics, curve = evaluate(detector, prepared.test, prepared.task, prepared.majority)
+    metrics["fit_seconds"] = getattr(detector, "fit_seconds_", None)
+    return {"name": name, "detector": detector, "metrics": metrics, "curve": curve}
