@@ -110,8 +110,8 @@ def write_taxonomy(path: Path, body: str) -> Path:
         ('[datasets.x]\ntitle = "x"\n[datasets.x.names]\n"a b" = "Benign"\n"A_B" = "DoS"\n', "same name once case and spaces"),
         ('[datasets.x]\ntitle = "x"\nfile = ["x*"]\n[datasets.x.names]\nBenign = "Benign"\n', "unknown key"),
         ('[datasets.x]\ntitle = "x"\n', "needs a [datasets.x.names] table"),
-        ('[datasets.x]\ntitle = "x"\ndataset_values = ["X"]\n[datasets.x.names]\nBenign = "Benign"\n'
-         '[datasets.y]\ntitle = "y"\ndataset_values = ["X"]\n[datasets.y.names]\nBenign = "Benign"\n', "listed by both"),
+        (('[datasets.x]\ntitle = "x"\ndataset_values = ["X"]\n[datasets.x.names]\nBenign = "Benign"\n'
+          '[datasets.y]\ntitle = "y"\ndataset_values = ["X"]\n[datasets.y.names]\nBenign = "Benign"\n'), "listed by both"),
         ("[datasets.x\n", "not valid TOML"),
     ],
 )
