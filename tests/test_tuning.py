@@ -66,5 +66,5 @@ def test_cli_arguments(tmp_path, synthetic, monkeypatch, capsys):
     args = parser.parse_args(argv)
     assert main(["-q", "tune", *argv]) == 0
     assert "config:" in capsys.readouterr().out
-    assert load_config(tmp_path / "cli.toml").run.data == str(data)
+    assert load_config(tmp_path / "cli.toml").run.data == (str(data),)
     assert tuning.TuneConfig().study_name == args.study_name

@@ -40,7 +40,7 @@ from .errors import ConfigError
 from .features import FeatureConfig
 
 __all__ = ["RunConfig", "ExperimentConfig", "ConfigError", "load_config", "overrides_from_args", "build_detector",
-           "build_reference"]
+           "build_reference", "portable_data"]
 
 
 @dataclass(frozen=True)
@@ -48,8 +48,13 @@ class RunConfig:
     """What to train on and how to evaluate.
 
     Attributes:
-        data: flow file; ``None`` uses the NF-BoT-IoT-v2 sample under the
-            data folder, or synthetic flows when that is absent.
+        data: the labelled sources to train on, each a spec string or table
+            (``docs/sources.md``: NF flow files of any dataset, labels files
+            of captures, folders of captures with one label); empty uses the
+            NF-BoT-IoT-v2 sample under the data folder, or synthetic flows
+            when that is absent.
+        data_base: the folder relative paths of ``data`` are read from (the
+            config file's folder for specs written in it; ``None``: as given).
         task: ``multiclass`` (attack type) or ``binary``.
         protocol: ``paper`` (stratified random 70/15/15 of all rows),
             ``dedup`` (identical feature vectors removed first) or ``group``
@@ -63,7 +68,8 @@ class RunConfig:
         backend: ``torch`` (``mindspore`` where installed).
     """
 
-    data: str | None = None
+    data: tuple[Any, ...] = ()
+    data_base: str | None = None
     task: str = "multiclass"
     protocol: str = "paper"
     seed: int = 0
@@ -189,12 +195,18 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
             if section not in raw or not isinstance(values, dict):
                 raise ConfigError(f"{path}: unknown section [{section}]; expected [run], [model], [features]")
             raw[section].update(values)
+        if raw["run"].get("data"):
+            raw["run"]["data_base"] = str(path.parent)
     for item in overrides:
         key, sep, value = item.partition("=")
         section, dot, name = key.strip().partition(".")
         if not sep or not dot or section not in raw or not name:
             raise ConfigError(f"override {item!r}: expected section.key=value with section run, model or features")
         raw[section][name] = _parse_value(value.strip())
+        if (section, name) == ("run", "data"):
+            raw["run"].pop("data_base", None)  # specs given on the command line are read as given
+    if isinstance(raw["run"].get("data"), (str, dict)):
+        raw["run"]["data"] = [raw["run"]["data"]]
     model = {k: tuple(v) if isinstance(v, list) else v for k, v in raw["model"].items()}
     cfg = ExperimentConfig(_build("run", RunConfig, raw["run"]), model, _build("features", FeatureConfig, raw["features"]))
     try:
@@ -202,6 +214,32 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
     except ConfigError as exc:
         raise ConfigError(f"[model] {exc}") from None
     return cfg
+
+
+def portable_data(data: Iterable[Any], base: str | None) -> list[Any]:
+    """Source specs with relative paths made absolute (from ``base``, else the current directory),
+    so that a config written elsewhere reads the same files.
+
+    >>> portable_data(["data:pcaps/labels.csv", "/abs/f.csv", "rel.csv,max_rows=5"], "/work")
+    ['data:pcaps/labels.csv', '/abs/f.csv', '/work/rel.csv,max_rows=5']
+    """
+    root = Path(base) if base else Path.cwd()
+
+    def fix(path: str) -> str:
+        if path.startswith("data:") or Path(path).expanduser().is_absolute():
+            return path
+        return str(root / path)
+
+    out = []
+    for spec in data:
+        if isinstance(spec, dict) and isinstance(spec.get("path"), str):
+            out.append({**spec, "path": fix(spec["path"])})
+        elif isinstance(spec, str):
+            head, sep, rest = spec.partition(",")
+            out.append(fix(head) + sep + rest)
+        else:
+            out.append(spec)
+    return out
 
 
 def overrides_from_args(args: Any) -> list[str]:
@@ -220,8 +258,9 @@ def overrides_from_args(args: Any) -> list[str]:
         value = getattr(args, key, None)
         if value is not None:
             out.append(f"run.{key}={json.dumps(value)}")
-    if getattr(args, "data", None):
-        out.append(f"run.data={json.dumps(str(args.data))}")
+    data = getattr(args, "data", None)
+    if data:
+        out.append(f"run.data={json.dumps([str(d) for d in data] if isinstance(data, (list, tuple)) else [str(data)])}")
     if getattr(args, "mode", None):
         out.append(f"model.mode={json.dumps(args.mode)}")
     return out

@@ -65,6 +65,7 @@ from .schema import (
     V2_FEATURES,
     V3_FEATURES,
 )
+from .synthetic import SYNTHETIC_TAG
 from .taxonomy import Taxonomy, load_taxonomy
 
 __all__ = [
@@ -361,6 +362,8 @@ class SourceReport:
     rejects_path: str | None = None
     label_mismatches: int = 0
     missing_columns: list[str] = field(default_factory=list)
+    #: The flows are flowsentinel's synthetic ones (``Dataset`` = ``SYNTHETIC``), not recorded traffic.
+    synthetic: bool = False
 
     def summary(self) -> str:
         text = f"{self.name}: {self.flows:,} flows"
@@ -463,7 +466,13 @@ class LabelledFlows:
             "taxonomy": str(self.taxonomy.path),
             "n_flows": int(len(self.flows)),
             "n_groups": int(self.flows[GROUP_COLUMN].nunique()) if GROUP_COLUMN in self.flows else 0,
+            "synthetic": self.synthetic,
         }
+
+    @property
+    def synthetic(self) -> bool:
+        """Some source holds flowsentinel's synthetic flows."""
+        return any(r.synthetic for r in self.reports)
 
 
 # ---- loading -------------------------------------------------------------------
@@ -635,7 +644,9 @@ def _load_flow_file(spec: SourceSpec, taxonomy: Taxonomy, config: SourcesConfig)
         if report.label_mismatches:
             log.warning("%s: %d row(s) have a Label that disagrees with their Attack class; Label is taken "
                         "from the class", spec.path, report.label_mismatches)
-    flows = flows.drop(columns=[c for c in (DATASET_COLUMN,) if c in flows.columns])
+    if DATASET_COLUMN in flows.columns:
+        report.synthetic = bool((flows[DATASET_COLUMN] == SYNTHETIC_TAG).any())
+        flows = flows.drop(columns=[DATASET_COLUMN])
     flows[ATTACK_COLUMN] = classes
     flows[LABEL_COLUMN] = labels
     flows[SOURCE_COLUMN] = spec.name

@@ -63,6 +63,8 @@ def print_result(result: dict) -> None:
     m = result["metrics"]
     print(("[SYNTHETIC DATA] " if result.get("synthetic") else "") + result.get("title", ""))
     print(f"data: {result.get('data', '')}; test flows: {m['n_flows']:,}")
+    if result.get("sources"):
+        print(result["sources"])
     summary, per_class = model_tables(result, style="text")
     print(summary)
     print(per_class)

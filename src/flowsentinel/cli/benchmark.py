@@ -18,7 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
     parser.add_argument("--models", default="all",
                         help=f"comma-separated short names, or all (default): {', '.join(SHORT_NAMES)}")
-    parser.add_argument("--data", help="flow file; default: the shared NF-BoT-IoT-v2 sample, else synthetic flows")
+    parser.add_argument("--data", action="append", metavar="SOURCE",
+                        help="a labelled source, repeatable (see docs/sources.md); default: the shared "
+                             "NF-BoT-IoT-v2 sample, else synthetic flows")
     parser.add_argument("--protocols", default="paper,dedup", help="comma-separated: paper, dedup (default both)")
     parser.add_argument("--task", choices=TASKS, help="for supervised models (unsupervised ones are always scored as "
                         "binary); default multiclass, or the config's")

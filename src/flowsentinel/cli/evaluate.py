@@ -14,7 +14,8 @@ HELP = "score every flow of a labelled file and write metrics"
 
 def add_arguments(e: argparse.ArgumentParser) -> None:
     e.add_argument("--model-dir", default=DEFAULT_MODEL_DIR)
-    e.add_argument("--data", required=True, help="labelled flow file")
+    e.add_argument("--data", required=True, action="append", metavar="SOURCE",
+                   help="a labelled source, repeatable (flow file, labels file, FOLDER=LABEL; see docs/sources.md)")
     e.add_argument("--report-dir", help="default MODEL_DIR/evaluation")
     e.add_argument("--backend", choices=BACKENDS)
 
@@ -34,12 +35,13 @@ def run(args: argparse.Namespace) -> int:
     metrics, curve = evaluate(detector, data.flows, task, majority)
     name = short_name(detector)
     result = {
-        "title": f"{name} on {Path(args.data).name}",
+        "title": f"{name} on {', '.join(Path(str(d)).name for d in args.data)}",
         "data": data.description,
         "synthetic": data.synthetic,
         "task": task,
         "model": f"{args.model_dir} ({manifest['estimator']} {name})",
         "model_name": name,
+        "sources": data.counts_table(),
         "metrics": metrics,
         "references": {},
         "n_rejected": data.info.get("n_rejected", 0),

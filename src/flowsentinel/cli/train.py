@@ -17,7 +17,10 @@ HELP = "train and evaluate on a flow file, save the model"
 
 
 def add_arguments(t: argparse.ArgumentParser) -> None:
-    t.add_argument("--data", help="flow file (CSV, CSV.gz, Parquet); default: the shared NF-BoT-IoT-v2 sample, else synthetic")
+    t.add_argument("--data", action="append", metavar="SOURCE",
+                   help="a labelled source, repeatable: an NF flow file (CSV, CSV.gz, Parquet), a labels file of "
+                        "captures, or FOLDER=LABEL (see docs/sources.md); default: the shared NF-BoT-IoT-v2 sample, "
+                        "else synthetic flows")
     t.add_argument("--model-dir", default=DEFAULT_MODEL_DIR, help=f"where to save the model (default {DEFAULT_MODEL_DIR})")
     t.add_argument("--report-dir", help="where to write the report (default MODEL_DIR/report)")
     t.add_argument("--task", choices=TASKS)

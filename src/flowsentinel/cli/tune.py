@@ -15,7 +15,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..training.tune import TuneConfig
 
     d = TuneConfig()
-    parser.add_argument("--data", help="labelled flow file; default: the shared NF-BoT-IoT-v2 sample, else synthetic")
+    parser.add_argument("--data", action="append", metavar="SOURCE",
+                        help="a labelled source, repeatable (see docs/sources.md); default: the shared "
+                             "NF-BoT-IoT-v2 sample, else synthetic flows")
     add_config_arguments(parser)
     parser.add_argument("--task", choices=TASKS)
     parser.add_argument("--protocol", choices=PROTOCOLS)

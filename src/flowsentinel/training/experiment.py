@@ -17,6 +17,7 @@ obtained the same way:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -30,12 +31,12 @@ from ..errors import DataError
 from ..evaluation.metrics import binary_curves, compute_metrics
 from ..evaluation.splits import make_split
 from ..features import FeatureConfig, input_columns
-from ..io.readers import FlowReader, ReadConfig, ReadReport
+from ..io.readers import ReadReport
 from ..models.base import binary_labels
 from ..models.registry import short_name
 from ..paths import DATA_ENV, data_dir
-from ..schema import ATTACK_COLUMN, DATASET_COLUMN, detect_schema
-from ..synthetic import SYNTHETIC_TAG, generate_flows
+from ..schema import ATTACK_COLUMN, detect_schema
+from ..synthetic import generate_flows
 
 __all__ = ["Dataset", "Prepared", "load_dataset", "task_labels", "prepare", "evaluate", "fit_and_evaluate",
            "DEFAULT_SAMPLE"]
@@ -56,6 +57,12 @@ class Dataset:
     read_report: ReadReport | None = None
     #: Per flow, the unit that must lie wholly on one side of a split (``None``: each row its own).
     groups: np.ndarray | None = None
+    #: What each source gave (:class:`~flowsentinel.sources.LabelledFlows`), when loaded from sources.
+    sources: Any = None
+
+    def counts_table(self) -> str | None:
+        """Flows per source and class (Markdown), when loaded from sources."""
+        return None if self.sources is None else self.sources.counts_table()
 
 
 @dataclass
@@ -73,11 +80,21 @@ class Prepared:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def load_dataset(path: str | Path | None, *, synthetic_flows: int = 20_000, seed: int = 0,
-                 max_rows: int | None = None, rejects_dir: Path | None = None,
+def load_dataset(data: Any = None, *, synthetic_flows: int = 20_000, seed: int = 0,
+                 max_rows: int | None = None, rejects_dir: Path | None = None, base: str | Path | None = None,
                  require_labels: bool = True, progress: bool = True) -> Dataset:
-    """A flow file, else the shared NF-BoT-IoT-v2 sample, else synthetic flows."""
-    if path is None:
+    """Labelled flows from source specs (:mod:`flowsentinel.sources`), else the shared
+    NF-BoT-IoT-v2 sample, else clearly labelled synthetic flows.
+
+    ``data`` is one spec or a list of them (a flow file path, a labels file,
+    ``FOLDER=LABEL`` ...). ``max_rows`` caps every flow-file source that does
+    not set its own. ``require_labels`` is kept for callers of the single-file
+    reader; every source here is labelled.
+    """
+    from ..sources import SourcesConfig, load_sources, parse_sources
+
+    specs = [] if data is None else [data] if isinstance(data, (str, Path, dict)) else list(data)
+    if not specs:
         sample = data_dir() / DEFAULT_SAMPLE
         if not sample.exists():
             log.warning(
@@ -87,39 +104,28 @@ def load_dataset(path: str | Path | None, *, synthetic_flows: int = 20_000, seed
             flows = generate_flows(synthetic_flows, random_state=seed)
             return Dataset(flows, f"SYNTHETIC NF-v2 flows ({len(flows):,}, seed {seed})", True,
                            {"path": None, "synthetic": True, "n_flows": len(flows), "seed": seed})
-        path = sample
-    path = Path(path)
-    reader = FlowReader(path, ReadConfig(require_labels=require_labels, rejects_dir=rejects_dir))
-    parts, total = [], 0
-    from tqdm.auto import tqdm
-
-    with tqdm(desc=f"reading {path.name}", unit="flow", unit_scale=True, leave=False,
-              disable=None if progress else True) as bar:
-        for chunk in reader:
-            parts.append(chunk)
-            total += len(chunk)
-            bar.update(len(chunk))
-            if max_rows is not None and total >= max_rows:
-                break
-    flows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        specs = [str(sample)]
+    parsed = parse_sources([str(s) if isinstance(s, Path) else s for s in specs], base=base)
     if max_rows is not None:
-        flows = flows.iloc[:max_rows].reset_index(drop=True)
-    log.info("%s", reader.report.summary())
-    if flows.empty:
-        raise DataError(f"{path}: no valid flows to use ({reader.report.n_rejected:,} rejected)")
-    synthetic = DATASET_COLUMN in flows.columns and bool((flows[DATASET_COLUMN] == SYNTHETIC_TAG).any())
+        parsed = [dataclasses.replace(s, max_rows=max_rows) if s.kind == "flows" and s.max_rows is None else s
+                  for s in parsed]
+    labelled = load_sources(parsed, SourcesConfig(rejects_dir=rejects_dir))
+    flows = labelled.flows
+    synthetic = labelled.synthetic
     from ..persistence import file_sha256
 
+    files = {str(spec.path): file_sha256(spec.path) for spec in parsed if spec.kind != "captures" and spec.path.is_file()}
     info = {
-        "path": str(path),
-        "sha256": file_sha256(path),
-        "schema": reader.schema.name,
-        "n_flows": int(len(flows)),
-        "n_rejected": reader.report.n_rejected,
+        **labelled.info(),
+        "files_sha256": files,
+        "n_rejected": int(sum(r.rejected for r in labelled.reports)),
         "synthetic": synthetic,
     }
-    desc = f"{path.name} ({reader.schema.name}, {len(flows):,} flows)" + (" [SYNTHETIC]" if synthetic else "")
-    return Dataset(flows, desc, synthetic, info, reader.report)
+    if len(parsed) == 1 and parsed[0].kind == "flows":  # one flow file: the fields the manifest has always had
+        info.update(path=str(parsed[0].path), sha256=files.get(str(parsed[0].path)))
+    names = ", ".join(f"{r.name} ({r.flows:,})" for r in labelled.reports)
+    desc = f"{names}; {len(flows):,} flows" + (" [SYNTHETIC]" if synthetic else "")
+    return Dataset(flows, desc, synthetic, info, groups=labelled.groups, sources=labelled)
 
 
 def task_labels(flows: pd.DataFrame, task: str) -> np.ndarray:

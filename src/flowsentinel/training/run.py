@@ -29,7 +29,7 @@ def train_and_evaluate(cfg: ExperimentConfig, model_dir: str | Path | None, repo
     for ref in references:
         ref.check_params()
     data = load_dataset(cfg.run.data, synthetic_flows=cfg.run.synthetic_flows, seed=cfg.run.seed,
-                        max_rows=cfg.run.max_rows, rejects_dir=report_dir)
+                        max_rows=cfg.run.max_rows, rejects_dir=report_dir, base=cfg.run.data_base)
     prepared = prepare(data, task=cfg.run.task, protocol=cfg.run.protocol, seed=cfg.run.seed,
                        fractions=cfg.run.fractions, features=cfg.features)
     main = fit_and_evaluate(detector, prepared)
@@ -49,6 +49,7 @@ def train_and_evaluate(cfg: ExperimentConfig, model_dir: str | Path | None, repo
         "task": cfg.run.task,
         "model": f"{type(detector).__name__} {main['name']} ({getattr(detector, 'mode', 'flow')} mode)",
         "split_info": prepared.split_info,
+        "sources": data.counts_table(),
         "metrics": main["metrics"],
         "references": ref_metrics,
         "history": getattr(detector, "history_", []),

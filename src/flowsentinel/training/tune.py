@@ -195,7 +195,7 @@ def _split(cfg: ExperimentConfig, flows: pd.DataFrame | None):
 
     if flows is None:
         data = load_dataset(cfg.run.data, synthetic_flows=cfg.run.synthetic_flows, seed=cfg.run.seed,
-                            max_rows=cfg.run.max_rows)
+                            max_rows=cfg.run.max_rows, base=cfg.run.data_base)
     else:
         data = Dataset(flows, "flows passed in", False, {"n_flows": len(flows)})
     prepared = prepare(data, task=cfg.run.task, protocol=cfg.run.protocol, seed=cfg.run.seed,
@@ -219,6 +219,8 @@ def _toml_value(value: Any) -> str:
         return json.dumps(value)  # a JSON string is a valid TOML basic string
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items() if v is not None) + " }"
     raise TypeError(f"cannot write {type(value).__name__} {value!r} to a TOML config")
 
 
@@ -236,7 +238,12 @@ def write_config_toml(cfg: ExperimentConfig, path: str | Path, header: str = "")
     """
     path = Path(path)
     lines = [f"# {line}" for line in header.splitlines()]
-    for section, values in cfg.to_dict().items():
+    from ..config import portable_data
+
+    sections = cfg.to_dict()
+    run = sections["run"]
+    run["data"] = portable_data(run.get("data") or (), run.pop("data_base", None))
+    for section, values in sections.items():
         lines += ["", f"[{section}]"]
         lines += [f"{key} = {_toml_value(value)}" for key, value in values.items() if value is not None]
     path.parent.mkdir(parents=True, exist_ok=True)
