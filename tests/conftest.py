@@ -51,3 +51,17 @@ def synthetic():
     from flowsentinel.synthetic import generate_flows
 
     return generate_flows(3000, random_state=7, balance=0.3)
+
+
+@pytest.fixture(scope="session")
+def portscan_flows():
+    """The shared port-scan capture (``use = check``: for reporting only), metered into NF v2 flows."""
+    path = data_root() / "pcaps" / "ppa" / "ppa1e_portscan.pcap"
+    if not path.exists():
+        pytest.skip(f"shared capture not found at {path}; set FLOWSENTINEL_DATA to the shared data folder")
+    pytest.importorskip("nfstream")
+    import pandas as pd
+
+    from flowsentinel.metering import meter_capture
+
+    return pd.concat(list(meter_capture(path)), ignore_index=True)

@@ -174,17 +174,6 @@ def scored(frame, share=0.5, seed=0):
     return scores, classes, scores >= share
 
 
-@pytest.fixture(scope="module")
-def portscan_flows():
-    path = data_root() / "pcaps" / "ppa" / "ppa1e_portscan.pcap"
-    if not path.exists():
-        pytest.skip(f"shared capture not found at {path}; set FLOWSENTINEL_DATA to the shared data folder")
-    pytest.importorskip("nfstream")
-    from flowsentinel.metering import meter_capture
-
-    return pd.concat(list(meter_capture(path)), ignore_index=True)
-
-
 def test_eve_records_of_real_flows_are_what_filebeat_reads(sample_frame):
     frame = sample_frame.head(2000)
     text, w = write(frame, *scored(frame))
