@@ -415,7 +415,7 @@ class RecordBuilder:
         rec["host"] = self.host
         rec["alert"] = {"action": "allowed", "gid": GID, "signature_id": s.sid, "rev": self.rev,
                         "signature": s.name, "category": s.category, "severity": s.severity,
-                        "metadata": {"class": [agg.cls], "model": [self.config.model_name],
+                        "score": round(agg.max_score, 6), "metadata": {"class": [agg.cls], "model": [self.config.model_name],
                                      "model_version": [self.config.model_version], "aggregate": ["true"],
                                      "count": [str(agg.count)]}}
         rec["flowsentinel"] = fs
