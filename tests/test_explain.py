@@ -37,6 +37,20 @@ def test_attributions_add_up_to_the_score_difference(detector, sample_frame):
     assert gap_many.mean() < gap_few.mean()
 
 
+@pytest.mark.parametrize("baseline", ["mean", "reference"])
+def test_other_baselines_keep_completeness(detector, sample_frame, baseline):
+    flows = sample_frame.iloc[4000:4100]
+    benign = sample_frame[sample_frame["Attack"] == "Benign"]
+    reference = benign if baseline == "reference" else None
+    config = ExplainConfig(baseline="mean")
+    ex = explain_flows(detector, flows, np.arange(len(flows)), config, reference=reference)
+    empty = explain_flows(detector, flows.head(1), np.arange(1))
+    assert ex.baseline_score != pytest.approx(empty.baseline_score)
+    assert ex.input_contributions.sum(axis=1) == pytest.approx(ex.scores - ex.baseline_score, abs=2e-3)
+    with pytest.raises(ConfigError, match="baseline"):
+        ExplainConfig(baseline="blur")
+
+
 def test_inputs_fold_onto_their_flow_columns(detector, sample_frame):
     flows = sample_frame.iloc[4000:4050]
     ex = explain_flows(detector, flows, np.arange(10, 20))

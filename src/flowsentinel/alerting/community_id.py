@@ -52,7 +52,7 @@ _B64 = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234
 
 def _packed(values: np.ndarray) -> tuple[np.ndarray, list[bytes | None]]:
     """Codes into a list of packed addresses (``None`` where a value is no IP address)."""
-    codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
     packed: list[bytes | None] = []
     for u in uniques:
         try:

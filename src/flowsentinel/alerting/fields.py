@@ -11,12 +11,14 @@ value, not once per flow.
 every field is ``None`` when the frame lacks its column, so that a record
 leaves the key out instead of inventing a value.
 
->>> cat('{"a":', json_ints(np.array([1, 2])), "}").tolist()
+>>> cat_list('{"a":', json_ints(np.array([1, 2])), "}")
 ['{"a":1}', '{"a":2}']
 >>> json_fixed(np.array([0.5, 0.973, np.nan, 1.0])).tolist()
 ['0.5', '0.973', 'null', '1.0']
 >>> iso_times(np.array([1.5e12 + 0.25]), "+0000").tolist()
 ['2017-07-14T02:40:00.000250+0000']
+>>> cat("x", "y").tolist(), cat_list(np.array(["a", "b"], dtype=object), "-", json_ints(np.array([1, 2])))
+(['xy'], ['a-1', 'b-2'])
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import json
 import time
 import zlib
 from dataclasses import dataclass
+from itertools import islice, repeat
 
 import numpy as np
 import pandas as pd
@@ -39,11 +42,13 @@ __all__ = [
     "PROTO_NAMES",
     "STRING",
     "cat",
+    "cat_list",
     "flow_ids",
     "iso_times",
     "json_fixed",
     "json_ints",
     "json_strings",
+    "text_by_value",
     "proto_names",
 ]
 
@@ -55,64 +60,120 @@ PROTO_NAMES = {1: "ICMP", 2: "IGMP", 6: "TCP", 17: "UDP", 47: "GRE", 50: "ESP", 
 _FLOW_ID_MASK = np.uint64((1 << 51) - 1)
 
 
+def cat_list(*parts) -> list[str]:
+    """Concatenate text arrays and constants element-wise, as a list of Python strings.
+
+    Each row is joined once from its pieces (consecutive constants merged
+    first): adding arrays pairwise would copy each row's growing text once
+    per piece.
+    """
+    pieces, pending, n = [], [], None
+    for part in parts:
+        if isinstance(part, str):
+            pending.append(part)
+            continue
+        if pending:
+            pieces.append(repeat("".join(pending)))
+            pending = []
+        column = part.tolist() if isinstance(part, np.ndarray) else list(part)
+        n = len(column)
+        pieces.append(column)
+    if pending:
+        pieces.append(repeat("".join(pending)))
+    if n is None:
+        return ["".join(p for part in pieces for p in islice(part, 1))]
+    return list(map("".join, zip(*pieces)))
+
+
 def cat(*parts) -> np.ndarray:
-    """Concatenate string arrays and constants element-wise."""
-    out = np.asarray(parts[0], dtype=STRING) if not isinstance(parts[0], str) else parts[0]
-    for part in parts[1:]:
-        out = np.strings.add(out, part)
-    return np.asarray(out, dtype=STRING)
+    """Concatenate text arrays and constants element-wise, as an object array (see :func:`cat_list`)."""
+    return _objects(cat_list(*parts))
 
 
-def json_ints(values: np.ndarray) -> np.ndarray:
-    """Integers as JSON numbers (NaN as ``null``)."""
+def _objects(items) -> np.ndarray:
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out
+
+
+def _texts(values: np.ndarray, convert) -> np.ndarray:
+    """``convert`` of each value, computed once per distinct value where values repeat."""
+    codes, uniques = pd.factorize(values)
+    if len(uniques) * 2 > len(values):
+        return _objects(list(map(convert, values.tolist())))
+    return _objects(list(map(convert, uniques.tolist())))[codes]
+
+
+def _affixed(prefix: str, suffix: str):
+    return lambda v: f"{prefix}{v}{suffix}"
+
+
+def json_ints(values: np.ndarray, prefix: str = "", suffix: str = "") -> np.ndarray:
+    """Integers as JSON numbers between ``prefix`` and ``suffix`` (NaN as ``null``)."""
     values = np.asarray(values)
+    convert = _affixed(prefix, suffix)
     if values.dtype.kind == "f":
         bad = ~np.isfinite(values)
-        text = np.where(bad, 0, values).astype(np.int64).astype(STRING)
-        return np.where(bad, "null", text) if bad.any() else text
-    return values.astype(np.int64).astype(STRING)
+        text = _texts(np.where(bad, 0, values).astype(np.int64), convert)
+        return np.where(bad, convert("null"), text) if bad.any() else text
+    return _texts(values.astype(np.int64), convert)
 
 
-def json_fixed(values: np.ndarray, digits: int = 6) -> np.ndarray:
+def json_fixed(values: np.ndarray, digits: int = 6, prefix: str = "", suffix: str = "") -> np.ndarray:
     """Floats rounded to ``digits`` decimals, as short JSON numbers (NaN as ``null``)."""
     values = np.asarray(values, dtype="float64")
     bad = ~np.isfinite(values)
     scaled = np.rint(np.where(bad, 0.0, values) * 10.0**digits).astype(np.int64)
-    sign = np.where(scaled < 0, "-", "")
-    scaled = np.abs(scaled)
-    whole = (scaled // 10**digits).astype(STRING)
-    frac = np.strings.rstrip(np.strings.zfill((scaled % 10**digits).astype(STRING), digits), "0")
-    frac = np.where(frac == "", "0", frac)
-    text = cat(sign, whole, ".", frac)
-    return np.where(bad, "null", text) if bad.any() else text
+    codes, uniques = pd.factorize(scaled)
+    whole, frac = np.divmod(np.abs(uniques), 10**digits)
+    frac_text = np.strings.rstrip(np.strings.zfill(frac.astype(STRING), digits), "0")
+    frac_text = np.where(frac_text == "", "0", frac_text)
+    sign = np.where(uniques < 0, "-", "")
+    table = np.strings.add(np.strings.add(np.strings.add(np.strings.add(prefix, sign), whole.astype(STRING)), "."),
+                           np.strings.add(frac_text, suffix))
+    text = table.astype(object)[codes]
+    return np.where(bad, f"{prefix}null{suffix}", text) if bad.any() else text
 
 
-def _by_value(values, encode) -> np.ndarray:
-    """``encode`` applied once per distinct value (missing values give ``None``)."""
-    codes, uniques = pd.factorize(pd.Series(np.asarray(values, dtype=object)), use_na_sentinel=True)
-    table = np.asarray([encode(u) for u in uniques] + [None], dtype=object)
+def _by_value(values, encode, missing=None) -> np.ndarray:
+    """``encode`` applied once per distinct value (missing values give ``missing``)."""
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
+    table = _objects([encode(u) for u in uniques] + [missing])
     return table[np.where(codes < 0, len(uniques), codes)]
 
 
-def json_strings(values) -> np.ndarray:
-    """Values as JSON strings (escaped once per distinct value); missing values as ``null``."""
-    encoded = _by_value(values, lambda v: json.dumps(str(v)))
-    return np.where(pd.isna(encoded), "null", encoded).astype(STRING)
+def text_by_value(values, prefix: str = "", suffix: str = "", convert=None) -> np.ndarray:
+    """``prefix + convert(value) + suffix`` per value, once per distinct value; ``""`` where a value is missing."""
+    convert = convert or (lambda v: f"{prefix}{v}{suffix}")
+    return _by_value(values, convert, "")
 
 
-def iso_times(ms: np.ndarray, zone: str = "+0000") -> np.ndarray:
+def json_strings(values, prefix: str = "", suffix: str = "", missing: str | None = "null") -> np.ndarray:
+    """Values as JSON strings between ``prefix`` and ``suffix``, escaped once per distinct value.
+
+    A missing value gives ``prefix + "null" + suffix``, or ``""`` (the key left out) with ``missing=None``.
+    """
+    return _by_value(values, lambda v: f"{prefix}{json.dumps(str(v))}{suffix}",
+                     "" if missing is None else f"{prefix}{missing}{suffix}")
+
+
+def iso_times(ms: np.ndarray, zone: str = "+0000", prefix: str = "", suffix: str = "") -> np.ndarray:
     """Epoch milliseconds as ``YYYY-MM-DDTHH:MM:SS.ffffff`` plus ``zone`` (``+0000`` as Suricata, ``Z`` as ECS)."""
     ms = np.asarray(ms, dtype="float64")
-    seconds = np.floor(ms / 1000.0)
-    micros = np.clip(np.rint((ms - seconds * 1000.0) * 1000.0), 0, 999_999).astype(np.int64)
-    codes, uniques = pd.factorize(seconds.astype(np.int64))
-    text = np.datetime_as_string(np.asarray(uniques, dtype="datetime64[s]"), unit="s").astype(STRING)[codes]
-    return cat(text, ".", np.strings.zfill(micros.astype(STRING), 6), zone)
+    micros = np.rint(ms * 1000.0).astype(np.int64)
+    codes, uniques = pd.factorize(micros)
+    seconds, frac = np.divmod(np.asarray(uniques, dtype=np.int64), 1_000_000)
+    text = np.datetime_as_string(seconds.astype("datetime64[s]"), unit="s").astype(object)
+    table = _objects([f"{prefix}{t}.{f:06d}{zone}{suffix}" for t, f in zip(text.tolist(), frac.tolist())])
+    return table[codes]
 
 
-def proto_names(proto: np.ndarray) -> np.ndarray:
+def proto_names(proto: np.ndarray, lower: bool = False, prefix: str = "", suffix: str = "") -> np.ndarray:
     """Suricata's ``proto`` text per flow (the number for protocols it has no name for)."""
-    return _by_value(proto, lambda p: PROTO_NAMES.get(int(p), str(int(p)))).astype(STRING)
+    def name(p):
+        text = PROTO_NAMES.get(int(p), str(int(p)))
+        return f"{prefix}{text.lower() if lower else text}{suffix}"
+    return _by_value(proto, name)
 
 
 def _splitmix(x: np.ndarray) -> np.ndarray:

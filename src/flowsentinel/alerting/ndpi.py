@@ -72,7 +72,7 @@ def app_protos(values) -> np.ndarray:
     leaves ``app_proto`` out for flows whose application layer it did not
     identify, and so does a record built from this.
     """
-    codes, uniques = pd.factorize(pd.Series(np.asarray(values, dtype="float64")), use_na_sentinel=True)
+    codes, uniques = pd.factorize(np.asarray(values, dtype="float64"), use_na_sentinel=True)
     names = protocol_names()
     mapped = []
     for u in uniques:

@@ -26,10 +26,10 @@ Records are built column-wise (see :mod:`flowsentinel.alerting.fields`).
 >>> b = RecordBuilder(RecordConfig(model_name="m", model_version="1", threshold=0.5, sensor="s1"))
 >>> text = b.frame_text(FlowColumns.from_frame(frame), np.array([2]), np.array([0.97]), np.array(["DoS"]),
 ...                     np.array([True]))
->>> rec = json.loads(b.eve_lines(text, np.array([0]))[0])
+>>> rec = json.loads(b.eve_lines(text)[0])
 >>> rec["timestamp"], rec["event_type"], rec["app_proto"], rec["alert"]["signature_id"], rec["flow"]["bytes_toclient"]
 ('2017-07-14T02:40:00.020000+0000', 'alert', 'http', 1717011, 120)
->>> doc = json.loads(b.ecs_lines(text, np.array([0]))[0])
+>>> doc = json.loads(b.ecs_lines(text)[0])
 >>> doc["event"]["kind"], doc["event"]["category"], doc["network"]["community_id"] == rec["community_id"]
 ('alert', ['network', 'intrusion_detection'], True)
 """
@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .fields import STRING, FlowColumns, cat, flow_ids, iso_times, json_fixed, json_ints, json_strings, proto_names
+from .fields import FlowColumns, cat, cat_list, flow_ids, iso_times, json_fixed, json_ints, json_strings, proto_names, text_by_value
 from .signatures import GID, rule_rev, signature
 from .suppress import Aggregate
 
@@ -59,7 +59,7 @@ def _q(value) -> str:
 
 def _opt(mask: np.ndarray, text) -> np.ndarray:
     """``text`` where ``mask`` holds, else the empty string (a key left out)."""
-    return np.where(mask, text, "").astype(STRING)
+    return np.where(mask, text, "").astype(object)
 
 
 def _object(key: str, pieces: list) -> np.ndarray | str:
@@ -67,8 +67,15 @@ def _object(key: str, pieces: list) -> np.ndarray | str:
     if not pieces:
         return ""
     body = cat(*pieces)
-    inner = np.strings.lstrip(body, ",")
-    return _opt(np.strings.str_len(body) > 0, cat(f',"{key}":{{', inner, "}"))
+    return np.asarray([f',"{key}":{{{b[1:]}}}' if b else "" for b in body.tolist()], dtype=object)
+
+
+def _scatter(n: int, idx: np.ndarray, values) -> np.ndarray:
+    """An object array of ``n`` empty strings with ``values`` at ``idx``."""
+    out = np.full(n, "", dtype=object)
+    if len(idx):
+        out[idx] = values
+    return out
 
 
 @dataclass(frozen=True)
@@ -100,29 +107,17 @@ class RecordConfig:
 
 @dataclass
 class FrameText:
-    """One frame's fields as JSON fragments, ready to be assembled into records."""
+    """One frame's verdicts and the flow fields records need, computed once for both formats."""
 
     n: int
-    ts: np.ndarray
-    ts_ecs: np.ndarray
+    cols: FlowColumns
+    when: np.ndarray
     from_clock: np.ndarray
     flow_id: np.ndarray
-    src: np.ndarray | None
-    dst: np.ndarray | None
-    sport: np.ndarray | None
-    dport: np.ndarray | None
-    is_icmp: np.ndarray
-    icmp_type: np.ndarray | None
-    icmp_code: np.ndarray | None
     proto: np.ndarray | None
-    proto_text: np.ndarray | None
     community_id: np.ndarray | None
     app_proto: np.ndarray | None
-    counters: dict
-    start: np.ndarray | None
-    end: np.ndarray | None
     score: np.ndarray
-    score_value: np.ndarray
     class_code: np.ndarray
     classes: list
     row: np.ndarray
@@ -131,15 +126,8 @@ class FrameText:
     absent: list
 
     def take(self, idx: np.ndarray) -> "FrameText":
-        out = {}
-        for k, v in self.__dict__.items():
-            if isinstance(v, np.ndarray):
-                out[k] = v[idx]
-            elif k == "counters":
-                out[k] = {name: values[idx] for name, values in v.items()}
-            else:
-                out[k] = v
-        out["n"] = len(idx)
+        out = {k: (v[idx] if isinstance(v, np.ndarray) else v) for k, v in self.__dict__.items()}
+        out["cols"], out["n"] = self.cols.take(idx), len(idx)
         return FrameText(**out)
 
 
@@ -156,16 +144,9 @@ class RecordBuilder:
     def frame_text(self, cols: FlowColumns, rows: np.ndarray, scores: np.ndarray, classes: np.ndarray,
                    alerts: np.ndarray, true_classes: np.ndarray | None = None,
                    clock_ms: float | None = None) -> FrameText:
-        n = cols.n
         when, from_clock = cols.event_ms(clock_ms)
         absent = []
-
-        def ints(values):
-            return None if values is None else json_ints(values)
-
-        src = None if cols.src is None else json_strings(cols.src)
-        dst = None if cols.dst is None else json_strings(cols.dst)
-        if src is None:
+        if cols.src is None:
             absent += ["src_ip", "dest_ip"]
         if cols.sport is None:
             absent += ["src_port", "dest_port"]
@@ -177,70 +158,45 @@ class RecordBuilder:
         app = cols.app_protos()
         if app is None:
             absent.append("app_proto")
-        counters = {}
         for name, values in (("pkts_toserver", cols.pkts_in), ("pkts_toclient", cols.pkts_out),
-                             ("bytes_toserver", cols.bytes_in), ("bytes_toclient", cols.bytes_out)):
+                             ("bytes_toserver", cols.bytes_in), ("bytes_toclient", cols.bytes_out),
+                             ("start", cols.start_ms), ("end", cols.end_ms)):
             if values is None:
                 absent.append(f"flow.{name}")
-            else:
-                counters[name] = np.asarray(values, dtype="float64")
-        start = end = None
-        for name, values in (("start", cols.start_ms), ("end", cols.end_ms)):
-            if values is None:
-                absent.append(f"flow.{name}")
-                continue
-            ok = np.isfinite(values) & (values > 0)
-            text = _opt(ok, cat('"', iso_times(np.where(ok, values, 0.0)), '"'))
-            if name == "start":
-                start = text
-            else:
-                end = text
-        codes, uniques = pd.factorize(pd.Series(np.asarray(classes, dtype=object)).astype(str))
+        codes, uniques = pd.factorize(np.asarray(classes, dtype=object))
         return FrameText(
-            n=n,
-            ts=iso_times(when, "+0000"),
-            ts_ecs=iso_times(when, "Z"),
+            n=cols.n,
+            cols=cols,
+            when=when,
             from_clock=from_clock,
             flow_id=flow_ids(cols, rows),
-            src=src,
-            dst=dst,
-            sport=ints(cols.sport),
-            dport=ints(cols.dport),
-            is_icmp=cols.is_icmp,
-            icmp_type=ints(cols.icmp_type),
-            icmp_code=ints(cols.icmp_code),
             proto=None if cols.proto is None else np.nan_to_num(cols.proto).astype(np.int64),
-            proto_text=None if cols.proto is None else proto_names(np.nan_to_num(cols.proto)),
             community_id=cid,
             app_proto=app,
-            counters=counters,
-            start=start,
-            end=end,
-            score=json_fixed(scores),
-            score_value=np.asarray(scores, dtype="float64"),
+            score=np.asarray(scores, dtype="float64"),
             class_code=codes,
-            classes=list(uniques),
-            row=json_ints(rows),
+            classes=[str(u) for u in uniques],
+            row=np.asarray(rows),
             alert=np.asarray(alerts, dtype=bool),
-            true_class=None if true_classes is None else json_strings(true_classes),
+            true_class=None if true_classes is None else np.asarray(true_classes, dtype=object),
             absent=absent,
         )
 
     # ---- pieces shared by both formats ----------------------------------------
     def _by_class(self, t: FrameText, make) -> np.ndarray:
-        table = np.asarray([make(c) for c in t.classes] or [""], dtype=STRING)
+        table = np.asarray([make(c) for c in t.classes] or [""], dtype=object)
         return table[t.class_code]
 
     def _fs(self, t: FrameText, explanations: np.ndarray | None, suppressed: np.ndarray | None) -> np.ndarray:
         """The ``flowsentinel`` object: class, score, verdict and what the record lacks."""
         pieces = [
-            ',"flowsentinel":{"class":', self._by_class(t, _q), ',"score":', t.score,
-            np.where(t.alert, ',"alert":true', ',"alert":false').astype(STRING),
-            ',"threshold":', self._threshold, ',"row":', t.row,
+            self._by_class(t, lambda c: f',"flowsentinel":{{"class":{_q(c)},"score":'), json_fixed(t.score),
+            np.where(t.alert, ',"alert":true', ',"alert":false').astype(object),
+            f',"threshold":{self._threshold}', json_ints(t.row, ',"row":'),
             f',"model":{_q(self.config.model_name)},"model_version":{_q(self.config.model_version)}',
         ]
         if t.true_class is not None:
-            pieces += [',"true_class":', t.true_class]
+            pieces.append(json_strings(t.true_class, ',"true_class":'))
         if suppressed is not None:
             pieces.append(_opt(suppressed, ',"suppressed":true'))
         if t.from_clock.any():
@@ -248,44 +204,61 @@ class RecordBuilder:
         if t.absent:
             pieces.append(f',"absent":{json.dumps(t.absent, separators=(",", ":"))}')
         if explanations is not None:
-            pieces.append(np.where(pd.isna(explanations), "", explanations).astype(STRING))
+            pieces.append(np.where(pd.notna(explanations), explanations, "").astype(object))
         return cat(*pieces, "}")
 
-    def _endpoint(self, t: FrameText, addr, port, with_icmp: bool, ip_key: str, port_key: str) -> list:
+    def _times(self, t: FrameText, zone: str) -> list:
+        """``,"start":"..."`` and ``,"end":"..."`` pieces where the flow has those times."""
         pieces = []
-        if addr is not None:
-            pieces.append(_opt(addr != "null", cat(f',"{ip_key}":', addr)))
-        if port is not None:
-            pieces.append(_opt(~t.is_icmp, cat(f',"{port_key}":', port)) if with_icmp else cat(f',"{port_key}":', port))
+        for name, values in (("start", t.cols.start_ms), ("end", t.cols.end_ms)):
+            if values is not None:
+                ok = np.isfinite(values) & (values > 0)
+                pieces.append(_opt(ok, iso_times(np.where(ok, values, 0.0), zone, f',"{name}":"', '"')))
         return pieces
 
+    def _port(self, t: FrameText, values, key: str):
+        return _opt(~t.cols.is_icmp & np.isfinite(values), json_ints(values, f',"{key}":'))
+
+    def _text(self, values, key: str):
+        """``,"key":"value"`` where the value is known (Community ID, app_proto: no escaping needed)."""
+        return text_by_value(values, f',"{key}":"', '"')
+
     # ---- EVE ------------------------------------------------------------------
-    def eve_lines(self, t: FrameText, idx: np.ndarray, explanations: np.ndarray | None = None,
-                  suppressed: np.ndarray | None = None) -> np.ndarray:
-        """EVE lines (no newline) for rows ``idx`` of ``t``: ``alert`` where the row is one and not suppressed."""
-        t = t.take(idx)
+    def eve_lines(self, t: FrameText, idx: np.ndarray | None = None, explanations: np.ndarray | None = None,
+                  suppressed: np.ndarray | None = None) -> list[str]:
+        """EVE lines (no newline) for rows ``idx`` of ``t`` (default all): ``alert`` where the row is one and not suppressed."""
+        t = t if idx is None else t.take(idx)
+        c = t.cols
         as_alert = t.alert & (~suppressed if suppressed is not None else True)
-        pieces = ['{"timestamp":"', t.ts, '","flow_id":', json_ints(t.flow_id)]
+        pieces = [iso_times(t.when, "+0000", '{"timestamp":"', '"'), json_ints(t.flow_id, ',"flow_id":')]
         if self.config.interface:
             pieces.append(f',"in_iface":{_q(self.config.interface)}')
-        pieces.append(np.where(as_alert, ',"event_type":"alert"', ',"event_type":"flow"').astype(STRING))
-        pieces += self._endpoint(t, t.src, t.sport, True, "src_ip", "src_port")
-        pieces += self._endpoint(t, t.dst, t.dport, True, "dest_ip", "dest_port")
-        if t.proto_text is not None:
-            pieces += [',"proto":"', t.proto_text, '"']
-        if t.icmp_type is not None:
-            pieces.append(_opt(t.is_icmp, cat(',"icmp_type":', t.icmp_type, ',"icmp_code":', t.icmp_code)))
+        pieces.append(np.where(as_alert, ',"event_type":"alert"', ',"event_type":"flow"').astype(object))
+        for addr, port, ip_key, port_key in ((c.src, c.sport, "src_ip", "src_port"), (c.dst, c.dport, "dest_ip", "dest_port")):
+            if addr is not None:
+                pieces.append(json_strings(addr, f',"{ip_key}":', missing=None))
+            if port is not None:
+                pieces.append(self._port(t, port, port_key))
+        if t.proto is not None:
+            pieces.append(proto_names(t.proto, prefix=',"proto":"', suffix='"'))
+        if c.icmp_type is not None:
+            pieces.append(_opt(c.is_icmp, text_by_value(c.icmp_type * 256 + c.icmp_code, "", "",
+                                                        lambda v: f',"icmp_type":{v // 256},"icmp_code":{v % 256}')))
         if t.community_id is not None:
-            pieces.append(_opt(pd.notna(t.community_id), cat(',"community_id":"', t.community_id.astype(str), '"')))
+            pieces.append(self._text(t.community_id, "community_id"))
         pieces.append(f',"host":{_q(self.host)}')
         if t.app_proto is not None:
-            known = pd.notna(t.app_proto)
-            pieces.append(_opt(known, cat(',"app_proto":"', np.where(known, t.app_proto, "").astype(str), '"')))
-        if as_alert.any():
-            pieces.append(_opt(as_alert, self._eve_alert(t)))
-        pieces.append(self._eve_flow(t))
+            pieces.append(self._text(t.app_proto, "app_proto"))
+        alert_idx = np.flatnonzero(as_alert)
+        if len(alert_idx):
+            pieces.append(_scatter(t.n, alert_idx, self._eve_alert(t.take(alert_idx))))
+        counters = [(name, v) for name, v in (("pkts_toserver", c.pkts_in), ("pkts_toclient", c.pkts_out),
+                                              ("bytes_toserver", c.bytes_in), ("bytes_toclient", c.bytes_out))
+                    if v is not None]
+        flow = [_opt(np.isfinite(v), json_ints(v, f',"{name}":')) for name, v in counters]
+        pieces.append(_object("flow", flow + self._times(t, "+0000")))
         pieces.append(self._fs(t, explanations, suppressed))
-        return cat(*pieces, "}")
+        return cat_list(*pieces, "}")
 
     def _eve_alert(self, t: FrameText) -> np.ndarray:
         meta = (f'"model":[{_q(self.config.model_name)}],"model_version":[{_q(self.config.model_version)}],'
@@ -296,52 +269,46 @@ class RecordBuilder:
             return (f',"alert":{{"action":"allowed","gid":{GID},"signature_id":{s.sid},"rev":{self.rev},'
                     f'"signature":{_q(s.name)},"category":{_q(s.category)},"severity":{s.severity},"score":')
 
-        return cat(self._by_class(t, head), t.score,
+        score = json_fixed(t.score)
+        return cat(self._by_class(t, head), score,
                    self._by_class(t, lambda c: f',"metadata":{{"class":[{_q(c)}],{meta},"score":["'),
-                   t.score, '"]}}')
-
-    def _eve_flow(self, t: FrameText):
-        pieces = [_opt(np.isfinite(v), cat(f',"{name}":', json_ints(v))) for name, v in t.counters.items()]
-        for name, text in (("start", t.start), ("end", t.end)):
-            if text is not None:
-                pieces.append(_opt(np.strings.str_len(text) > 0, cat(f',"{name}":', text)))
-        return _object("flow", pieces)
+                   score, '"]}}')
 
     # ---- ECS ------------------------------------------------------------------
-    def ecs_lines(self, t: FrameText, idx: np.ndarray, explanations: np.ndarray | None = None,
-                  suppressed: np.ndarray | None = None) -> np.ndarray:
-        """ECS documents (no newline) for rows ``idx``: ``event.kind: alert`` for unsuppressed alerts."""
-        t = t.take(idx)
+    def ecs_lines(self, t: FrameText, idx: np.ndarray | None = None, explanations: np.ndarray | None = None,
+                  suppressed: np.ndarray | None = None) -> list[str]:
+        """ECS documents (no newline) for rows ``idx`` (default all): ``event.kind: alert`` for unsuppressed alerts."""
+        t = t if idx is None else t.take(idx)
+        c = t.cols
         as_alert = t.alert & (~suppressed if suppressed is not None else True)
-        event = np.where(
-            as_alert,
-            ',"event":{"kind":"alert","category":["network","intrusion_detection"],"type":["allowed"],'
-            '"module":"flowsentinel","dataset":"flowsentinel.alert"',
-            ',"event":{"kind":"event","category":["network"],"type":["connection"],'
-            '"module":"flowsentinel","dataset":"flowsentinel.flow"').astype(STRING)
-        severity = self._by_class(t, lambda c: f',"severity":{signature(c).severity}')
-        pieces = ['{"@timestamp":"', t.ts_ecs, f'","ecs":{{"version":"{ECS_VERSION}"}}', event,
-                  _opt(as_alert, severity), _opt(as_alert, cat(',"risk_score":', json_fixed(t.score_value * 100.0, 2)))]
-        for name, text in (("start", t.start), ("end", t.end)):
-            if text is not None:
-                pieces.append(_opt(np.strings.str_len(text) > 0, cat(f',"{name}":', np.strings.replace(text, "+0000", "Z"))))
-        pieces.append("}")
-        if as_alert.any():
-            rule = self._by_class(t, lambda c: (
-                f',"rule":{{"id":"{signature(c).sid}","name":{_q(signature(c).name)},'
-                f'"category":{_q(signature(c).category)},"version":"{self.rev}","ruleset":"flowsentinel"}}'))
-            pieces.append(_opt(as_alert, rule))
-        for key, addr, port, byt, pkt in (("source", t.src, t.sport, "bytes_toserver", "pkts_toserver"),
-                                          ("destination", t.dst, t.dport, "bytes_toclient", "pkts_toclient")):
+        alert_idx = np.flatnonzero(as_alert)
+        flow_event = (',"event":{"kind":"event","category":["network"],"type":["connection"],'
+                      '"module":"flowsentinel","dataset":"flowsentinel.flow"')
+        event = np.full(t.n, flow_event, dtype=object)
+        rule = np.full(t.n, "", dtype=object)
+        if len(alert_idx):
+            a = t.take(alert_idx)
+            event[alert_idx] = cat(
+                self._by_class(a, lambda cls: (
+                    ',"event":{"kind":"alert","category":["network","intrusion_detection"],"type":["allowed"],'
+                    f'"module":"flowsentinel","dataset":"flowsentinel.alert","severity":{signature(cls).severity}')),
+                json_fixed(a.score * 100.0, 2, ',"risk_score":'))
+            rule[alert_idx] = self._by_class(a, lambda cls: (
+                f',"rule":{{"id":"{signature(cls).sid}","name":{_q(signature(cls).name)},'
+                f'"category":{_q(signature(cls).category)},"version":"{self.rev}","ruleset":"flowsentinel"}}'))
+        pieces = [iso_times(t.when, "Z", '{"@timestamp":"', '"'), f',"ecs":{{"version":"{ECS_VERSION}"}}', event]
+        pieces += self._times(t, "Z")
+        pieces += ["}", rule]
+        for key, addr, port, byt, pkt in (("source", c.src, c.sport, c.bytes_in, c.pkts_in),
+                                          ("destination", c.dst, c.dport, c.bytes_out, c.pkts_out)):
             parts = []
             if addr is not None:
-                parts.append(_opt(addr != "null", cat(',"ip":', addr, ',"address":', addr)))
+                parts.append(_by_value_ip(addr))
             if port is not None:
-                parts.append(_opt(~t.is_icmp, cat(',"port":', port)))
-            for ecs_name, name in (("bytes", byt), ("packets", pkt)):
-                if name in t.counters:
-                    values = t.counters[name]
-                    parts.append(_opt(np.isfinite(values), cat(f',"{ecs_name}":', json_ints(values))))
+                parts.append(self._port(t, port, "port"))
+            for ecs_name, values in (("bytes", byt), ("packets", pkt)):
+                if values is not None:
+                    parts.append(_opt(np.isfinite(values), json_ints(values, f',"{ecs_name}":')))
             pieces.append(_object(key, parts))
         pieces.append(_object("network", self._ecs_network(t)))
         observer = f',"observer":{{"hostname":{_q(self.host)},"type":"ids","vendor":"flowsentinel","product":"flowsentinel"'
@@ -349,22 +316,22 @@ class RecordBuilder:
             observer += f',"ingress":{{"interface":{{"name":{_q(self.config.interface)}}}}}'
         pieces.append(observer + "}")
         pieces.append(self._fs(t, explanations, suppressed))
-        return cat(*pieces, "}")
+        return cat_list(*pieces, "}")
 
     def _ecs_network(self, t: FrameText) -> list:
+        c = t.cols
         parts = []
         if t.proto is not None:
-            parts.append(cat(',"transport":"', np.strings.lower(t.proto_text), '","iana_number":"',
-                             t.proto.astype(STRING), '"'))
+            parts.append(text_by_value(t.proto, "", "", lambda p: (
+                f',"transport":"{proto_names(np.array([p]), lower=True)[0]}","iana_number":"{int(p)}"')))
         if t.community_id is not None:
-            parts.append(_opt(pd.notna(t.community_id), cat(',"community_id":"', t.community_id.astype(str), '"')))
+            parts.append(self._text(t.community_id, "community_id"))
         if t.app_proto is not None:
-            known = pd.notna(t.app_proto)
-            parts.append(_opt(known, cat(',"protocol":"', np.where(known, t.app_proto, "").astype(str), '"')))
-        for ecs_name, a, b in (("bytes", "bytes_toserver", "bytes_toclient"), ("packets", "pkts_toserver", "pkts_toclient")):
-            if a in t.counters and b in t.counters:
-                total = t.counters[a] + t.counters[b]
-                parts.append(_opt(np.isfinite(total), cat(f',"{ecs_name}":', json_ints(total))))
+            parts.append(self._text(t.app_proto, "protocol"))
+        for ecs_name, a, b in (("bytes", c.bytes_in, c.bytes_out), ("packets", c.pkts_in, c.pkts_out)):
+            if a is not None and b is not None:
+                total = a + b
+                parts.append(_opt(np.isfinite(total), json_ints(total, f',"{ecs_name}":')))
         return parts
 
     # ---- follow-ups -----------------------------------------------------------
@@ -374,12 +341,14 @@ class RecordBuilder:
         last = agg.last_ms if np.isfinite(agg.last_ms) else agg.window_start_ms
         dests = sorted(str(d) for d in agg.destinations if d is not None)
         ports = sorted(int(p) for p in agg.dest_ports if p is not None)
+        zone = "Z" if fmt == "ecs" else "+0000"
+        first, last_text, start = iso_times(np.array([agg.first_ms, last, agg.window_start_ms]), zone).tolist()
         summary = {
             "count": agg.count,
-            "first": iso_times(np.array([agg.first_ms]), "+0000" if fmt != "ecs" else "Z")[0],
-            "last": iso_times(np.array([last]), "+0000" if fmt != "ecs" else "Z")[0],
+            "first": first,
+            "last": last_text,
             "window_s": agg.window_s,
-            "window_start": iso_times(np.array([agg.window_start_ms]), "+0000" if fmt != "ecs" else "Z")[0],
+            "window_start": start,
             "first_alert_flow_id": agg.first_alert_flow_id,
             "n_destinations": len(dests),
             "destinations": dests,
@@ -420,3 +389,8 @@ class RecordBuilder:
                                      "count": [str(agg.count)]}}
         rec["flowsentinel"] = fs
         return json.dumps(rec, separators=(",", ":"))
+
+
+def _by_value_ip(addr: np.ndarray) -> np.ndarray:
+    """ECS ``source``/``destination`` ``ip`` and ``address`` pieces (left out where there is no address)."""
+    return text_by_value(addr, "", "", lambda v: f',"ip":{_q(str(v))},"address":{_q(str(v))}')

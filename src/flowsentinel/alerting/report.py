@@ -156,6 +156,7 @@ def _figures(alerts: pd.DataFrame, summary: dict) -> dict[str, bytes]:
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
     out = {}
@@ -178,7 +179,9 @@ def _figures(alerts: pd.DataFrame, summary: dict) -> dict[str, bytes]:
     ax.set_ylabel("alerted flows")
     ax.set_xlabel("time (UTC)" + (", partly the clock: flows without times" if summary["clock_time"] else ""))
     ax.legend(fontsize=8)
-    fig.autofmt_xdate()
+    locator = mdates.AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     save(fig, "alerts_over_time")
 
     for name, items, label in (("top_sources", summary["top_sources"], "alerted flows"),

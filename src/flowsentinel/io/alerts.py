@@ -38,7 +38,7 @@ from typing import IO, Callable
 import numpy as np
 import pandas as pd
 
-from ..alerting.fields import STRING, FlowColumns, cat, flow_ids, iso_times, json_fixed, json_ints, proto_names
+from ..alerting.fields import FlowColumns, cat, cat_list, flow_ids, iso_times, json_fixed, json_ints, proto_names
 from ..alerting.records import RecordBuilder, RecordConfig
 from ..alerting.suppress import SuppressConfig, Suppressor
 from ..choices import OUTPUT_FORMATS, check_choice
@@ -55,14 +55,14 @@ Explainer = Callable[[pd.DataFrame, np.ndarray], object]
 
 def _csv_cells(values) -> np.ndarray:
     """Values as CSV cells, quoted where the CSV dialect needs it (once per distinct value)."""
-    codes, uniques = pd.factorize(pd.Series(np.asarray(values, dtype=object)), use_na_sentinel=True)
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
     cells = []
     for u in uniques:
         buf = io.StringIO()
         csv.writer(buf, lineterminator="").writerow([u])
         cells.append(buf.getvalue())
     table = np.asarray(cells + [""], dtype=object)
-    return table[np.where(codes < 0, len(uniques), codes)].astype(STRING)
+    return table[np.where(codes < 0, len(uniques), codes)]
 
 
 class AlertWriter:
@@ -140,7 +140,7 @@ class AlertWriter:
                                            clock_ms)
             explanations = self._explanations(flows, keep, emitted[keep])
             lines = (self.builder.ecs_lines if self.fmt == "ecs" else self.builder.eve_lines)(
-                text, np.arange(len(keep)), explanations, suppressed[keep] if self.suppressor else None)
+                text, None, explanations, suppressed[keep] if self.suppressor else None)
             self._emit(lines)
             self.n_alerts_written += int(emitted[keep].sum())
         if self.suppressor is not None:
@@ -156,15 +156,15 @@ class AlertWriter:
         self.fh.flush()
 
     # ---- helpers ---------------------------------------------------------
-    def _emit(self, lines: np.ndarray) -> None:
-        self.fh.write("\n".join(lines.tolist()))
+    def _emit(self, lines: list[str]) -> None:
+        self.fh.write("\n".join(lines))
         self.fh.write("\n")
         self.n_written += len(lines)
 
     def _write_followups(self) -> None:
         closed = self.suppressor.take_closed()
         if closed:
-            self._emit(np.asarray([self.builder.aggregate_record(a, self.fmt) for a in closed], dtype=object))
+            self._emit([self.builder.aggregate_record(a, self.fmt) for a in closed])
             self.n_followups += len(closed)
 
     def _explanations(self, flows: pd.DataFrame, keep: np.ndarray, emitted: np.ndarray) -> np.ndarray | None:
@@ -192,10 +192,10 @@ class AlertWriter:
         c = cols.take(keep)
         rows = np.asarray(rows)[keep]
         when, from_clock = c.event_ms(clock_ms)
-        empty = np.full(len(keep), "", dtype=STRING)
+        empty = np.full(len(keep), "", dtype=object)
 
         def ints(values):
-            return empty if values is None else np.where(np.isfinite(values), json_ints(values), "").astype(STRING)
+            return empty if values is None else np.where(np.isfinite(values), json_ints(values), "").astype(object)
 
         cid = c.community_ids(self.builder.config.community_id_seed)
         app = c.app_protos()
@@ -209,17 +209,17 @@ class AlertWriter:
                                         for e in ex.top(j, self.explain_top_k))
                 explanations = _csv_cells(cells)
         fields = [
-            json_ints(rows), json_ints(flow_ids(c, rows)), np.where(from_clock, "", iso_times(when)).astype(STRING),
+            json_ints(rows), json_ints(flow_ids(c, rows)), np.where(from_clock, "", iso_times(when)).astype(object),
             empty if c.src is None else _csv_cells(c.src), ints(c.sport),
             empty if c.dst is None else _csv_cells(c.dst), ints(c.dport),
             empty if c.proto is None else proto_names(np.nan_to_num(c.proto)),
             json_fixed(np.asarray(scores)[keep]), _csv_cells(np.asarray(classes, dtype=object)[keep]),
-            np.where(alerts[keep], "1", "0").astype(STRING),
+            np.where(alerts[keep], "1", "0").astype(object),
             empty if true_classes is None else _csv_cells(np.asarray(true_classes, dtype=object)[keep]),
             empty if cid is None else _csv_cells(cid), empty if app is None else _csv_cells(app), explanations,
         ]
         parts = [fields[0]]
         for f in fields[1:]:
             parts += [",", f]
-        self._emit(cat(*parts))
+        self._emit(cat_list(*parts))
         self.n_alerts_written += int(alerts[keep].sum())
