@@ -54,14 +54,20 @@ def synthetic():
 
 
 @pytest.fixture(scope="session")
-def portscan_flows():
-    """The shared port-scan capture (``use = check``: for reporting only), metered into NF v2 flows."""
+def portscan() -> Path:
+    """The shared port-scan capture (``use = check``: for reporting only); needs nfstream to meter it."""
     path = data_root() / "pcaps" / "ppa" / "ppa1e_portscan.pcap"
     if not path.exists():
         pytest.skip(f"shared capture not found at {path}; set FLOWSENTINEL_DATA to the shared data folder")
     pytest.importorskip("nfstream")
+    return path
+
+
+@pytest.fixture(scope="session")
+def portscan_flows(portscan):
+    """The port-scan capture metered into NF v2 flows."""
     import pandas as pd
 
     from flowsentinel.metering import meter_capture
 
-    return pd.concat(list(meter_capture(path)), ignore_index=True)
+    return pd.concat(list(meter_capture(portscan)), ignore_index=True)

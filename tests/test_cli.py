@@ -118,17 +118,6 @@ def test_detect_on_flows_missing_a_model_column_names_it(trained, sample_frame, 
     assert "TCP_WIN_MAX_IN" in capsys.readouterr().err
 
 
-@pytest.fixture(scope="module")
-def portscan():
-    from tests.conftest import data_root
-
-    path = data_root() / "pcaps" / "ppa" / "ppa1e_portscan.pcap"
-    if not path.exists():
-        pytest.skip(f"shared capture not found at {path}; set FLOWSENTINEL_DATA to the shared data folder")
-    pytest.importorskip("nfstream")
-    return path
-
-
 def test_detect_from_a_capture_writes_eve_alerts_and_a_summary(trained, portscan, tmp_path, capsys):
     out, summary = tmp_path / "eve.jsonl", tmp_path / "summary.json"
     code = main(["-q", "detect", str(portscan), "--model-dir", str(trained / "model"), "--output", str(out),

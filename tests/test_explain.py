@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 
@@ -87,6 +88,12 @@ def test_only_alerts_that_are_written_pay(detector, sample_frame):
     recs = [json.loads(line) for line in out.getvalue().splitlines()]
     for r in recs:
         assert ("explanation" in r["flowsentinel"]) == (r["event_type"] == "alert")
+    csv_out = io.StringIO()
+    w = AlertWriter(csv_out, "csv", explainer=explainer)
+    w.write(flows, scores, np.where(alerts, "DoS", "Benign").astype(object), alerts, np.arange(len(flows)))
+    rows = list(csv.DictReader(io.StringIO(csv_out.getvalue())))
+    assert [bool(r["explanation"]) for r in rows] == alerts.tolist()
+    assert all(len(r["explanation"].split(";")) == 5 for r in rows if r["explanation"])
     # Suppressed repeats are not explained either; a frame without alerts never calls the explainer.
     calls.clear()
     w = AlertWriter(io.StringIO(), "jsonl", explainer=explainer, suppress=SuppressConfig(window_s=3600))

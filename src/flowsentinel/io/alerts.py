@@ -167,19 +167,26 @@ class AlertWriter:
             self._emit([self.builder.aggregate_record(a, self.fmt) for a in closed])
             self.n_followups += len(closed)
 
-    def _explanations(self, flows: pd.DataFrame, keep: np.ndarray, emitted: np.ndarray) -> np.ndarray | None:
-        """JSON fragments (``,"explanation":[...]``) for the emitted alerts among ``keep``; ``None`` elsewhere."""
-        if self.explainer is None or not emitted.any():
-            return None
-        where = np.flatnonzero(emitted)
+    def _explain(self, flows: pd.DataFrame, keep: np.ndarray, which: np.ndarray) -> list[tuple[int, list, float]]:
+        """``(position in keep, top features, baseline score)`` for the rows of ``keep`` where ``which`` holds."""
+        if self.explainer is None or not which.any():
+            return []
+        where = np.flatnonzero(which)
         t0 = time.perf_counter()
         ex = self.explainer(flows, keep[where])
         self.explain_seconds += time.perf_counter() - t0
         self.n_explained += len(where)
         base = round(float(ex.baseline_score), 6)
+        return [(i, ex.top(j, self.explain_top_k), base) for j, i in enumerate(where.tolist())]
+
+    def _explanations(self, flows: pd.DataFrame, keep: np.ndarray, emitted: np.ndarray) -> np.ndarray | None:
+        """JSON fragments (``,"explanation":[...]``) for the emitted alerts among ``keep``; ``None`` elsewhere."""
+        explained = self._explain(flows, keep, emitted)
+        if not explained:
+            return None
         out = np.full(len(keep), None, dtype=object)
-        for j, i in enumerate(where.tolist()):
-            out[i] = f',"explanation":{json.dumps(ex.top(j, self.explain_top_k), separators=(",", ":"))},"explanation_baseline":{base}'
+        for i, top, base in explained:
+            out[i] = f',"explanation":{json.dumps(top, separators=(",", ":"))},"explanation_baseline":{base}'
         return out
 
     def _write_csv(self, cols: FlowColumns, flows, scores, classes, alerts, rows, true_classes, clock_ms) -> None:
@@ -200,14 +207,12 @@ class AlertWriter:
         cid = c.community_ids(self.builder.config.community_id_seed)
         app = c.app_protos()
         explanations = empty
-        if self.explainer is not None:
-            ex = self.explainer(flows, keep[np.flatnonzero(alerts[keep])]) if alerts[keep].any() else None
-            if ex is not None:
-                cells = np.full(len(keep), "", dtype=object)
-                for j, i in enumerate(np.flatnonzero(alerts[keep]).tolist()):
-                    cells[i] = ";".join(f"{e['feature']}={e['value']}:{e['contribution']:+g}"
-                                        for e in ex.top(j, self.explain_top_k))
-                explanations = _csv_cells(cells)
+        explained = self._explain(flows, keep, alerts[keep])
+        if explained:
+            cells = np.full(len(keep), "", dtype=object)
+            for i, top, _ in explained:
+                cells[i] = ";".join(f"{e['feature']}={e['value']}:{e['contribution']:+g}" for e in top)
+            explanations = _csv_cells(cells)
         fields = [
             json_ints(rows), json_ints(flow_ids(c, rows)), np.where(from_clock, "", iso_times(when)).astype(object),
             empty if c.src is None else _csv_cells(c.src), ints(c.sport),
