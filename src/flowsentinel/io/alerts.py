@@ -38,7 +38,7 @@ from typing import IO, Callable
 import numpy as np
 import pandas as pd
 
-from ..alerting.fields import FlowColumns, cat, cat_list, flow_ids, iso_times, json_fixed, json_ints, proto_names
+from ..alerting.fields import FlowColumns, cat_list, flow_ids, iso_times, json_fixed, json_ints, proto_names
 from ..alerting.records import RecordBuilder, RecordConfig
 from ..alerting.suppress import SuppressConfig, Suppressor
 from ..choices import OUTPUT_FORMATS, check_choice
