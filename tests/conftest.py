@@ -51,3 +51,23 @@ def synthetic():
     from flowsentinel.synthetic import generate_flows
 
     return generate_flows(3000, random_state=7, balance=0.3)
+
+
+@pytest.fixture(scope="session")
+def portscan() -> Path:
+    """The shared port-scan capture (``use = check``: for reporting only); needs nfstream to meter it."""
+    path = data_root() / "pcaps" / "ppa" / "ppa1e_portscan.pcap"
+    if not path.exists():
+        pytest.skip(f"shared capture not found at {path}; set FLOWSENTINEL_DATA to the shared data folder")
+    pytest.importorskip("nfstream")
+    return path
+
+
+@pytest.fixture(scope="session")
+def portscan_flows(portscan):
+    """The port-scan capture metered into NF v2 flows."""
+    import pandas as pd
+
+    from flowsentinel.metering import meter_capture
+
+    return pd.concat(list(meter_capture(portscan)), ignore_index=True)

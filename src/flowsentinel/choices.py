@@ -45,8 +45,8 @@ Backend = Literal["torch", "mindspore"]
 Engine = Literal["auto", "onnx", "torch"]
 #: ``flow``: each flow alone; ``window``: a host's consecutive flows.
 Mode = Literal["flow", "window"]
-#: Verdict output formats.
-OutputFormat = Literal["jsonl", "csv"]
+#: Verdict output formats: EVE JSON lines, Elastic Common Schema documents, CSV.
+OutputFormat = Literal["jsonl", "ecs", "csv"]
 
 TASKS: tuple[str, ...] = get_args(Task)
 PROTOCOLS: tuple[str, ...] = get_args(Protocol)

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..alerting.suppress import SUPPRESS_KEYS
 from ..choices import BACKENDS, ENGINES, OUTPUT_FORMATS
 from ..errors import UsageError
 from ._common import DEFAULT_MODEL_DIR, load_detector, output
@@ -32,6 +33,16 @@ def add_arguments(d: argparse.ArgumentParser) -> None:
     d.add_argument("--max-packets", type=int, help="live: stop after N packets")
     d.add_argument("--max-seconds", type=float, help="live: stop after N seconds")
     d.add_argument("--no-progress", action="store_true")
+    a = d.add_argument_group("alert records (see docs/alerts.md)")
+    a.add_argument("--sensor", help="sensor name: EVE 'host', ECS 'observer.hostname' (default: this host's name)")
+    a.add_argument("--community-id-seed", type=int, default=0, help="Community ID seed (default 0)")
+    a.add_argument("--suppress-window", type=float, default=60.0,
+                   help="fold an alert's repeats within this many seconds into one follow-up (default 60)")
+    a.add_argument("--suppress-by", choices=SUPPRESS_KEYS, default="source_class",
+                   help="what a repeat shares with the first alert (default: source and class)")
+    a.add_argument("--no-suppress", action="store_true", help="write every alert as it comes")
+    a.add_argument("--explain", action="store_true", help="attach the features that pushed each alert's score most")
+    a.add_argument("--explain-top", type=int, default=5, help="features per explanation (default 5)")
 
 
 def is_capture(path: Path) -> bool:
@@ -45,6 +56,23 @@ def is_capture(path: Path) -> bool:
         or path.suffix.lower() in (".pcap", ".pcapng", ".cap")
 
 
+def writer_options(args: argparse.Namespace, detector) -> dict:
+    """AlertWriter settings from the command line (the explainer is checked against the model here)."""
+    from functools import partial
+
+    from ..alerting.suppress import SuppressConfig
+
+    options = {"sensor": args.sensor, "community_id_seed": args.community_id_seed, "explain_top_k": args.explain_top,
+               "suppress": SuppressConfig(window_s=args.suppress_window, key=args.suppress_by,
+                                          enabled=not args.no_suppress)}
+    if args.explain:
+        from ..explain import explain_flows, explainable_parts
+
+        explainable_parts(detector)
+        options["explainer"] = partial(explain_flows, detector)
+    return options
+
+
 def run(args: argparse.Namespace) -> int:
     from ..io.alerts import AlertWriter
     from ..serving.detect import detect_file, detect_frames, model_identity
@@ -52,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     if bool(args.input) == bool(args.interface):
         raise UsageError("detect: give an INPUT file (flows or capture) or --interface IF, not both and not neither")
     detector = load_detector(args.model_dir, args.backend, args.engine, args.threads)
+    options = writer_options(args, detector)
     progress = not args.no_progress
     with output(args.output) as out:
         if args.interface or is_capture(Path(args.input)):
@@ -63,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
             else:
                 meter_run = meter_capture(args.input, config)
             name, version = model_identity(detector)
-            writer = AlertWriter(out, args.format, model_name=name, model_version=version, only_alerts=args.alerts_only)
+            writer = AlertWriter(out, args.format, model_name=name, model_version=version, only_alerts=args.alerts_only,
+                                 threshold=detector.threshold_, interface=args.interface, **options)
             frames = meter_run
             if getattr(detector, "mode", "flow") == "window":
                 import pandas as pd
@@ -73,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"metering: {meter_run.stats.summary()}", file=sys.stderr)
         else:
             summary = detect_file(detector, args.input, out, args.format, only_alerts=args.alerts_only,
-                                  progress=progress)
+                                  progress=progress, **options)
     print(f"detect: {summary.text()}", file=sys.stderr)
     if args.summary:
         Path(args.summary).write_text(json.dumps(summary.as_dict(), indent=2))

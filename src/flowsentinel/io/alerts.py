@@ -1,123 +1,230 @@
-"""Alert sinks: per-flow verdicts as JSON lines (in the shape of Suricata's
-EVE ``alert`` and ``flow`` events) or CSV.
+"""Alert sinks: per-flow verdicts as EVE JSON lines (as Suricata writes them), ECS documents or CSV.
 
->>> import io
+:class:`AlertWriter` takes one scored frame at a time. For ``jsonl`` (EVE)
+and ``ecs`` it writes an alert record for each alert, a flow record for
+every other flow (unless ``only_alerts``), folds repeated alerts into
+follow-up records (:mod:`flowsentinel.alerting.suppress`) and, given an
+``explainer``, attaches the features that pushed each alert's score most.
+``csv`` is a per-flow verdict table. Records are assembled column-wise
+(:mod:`flowsentinel.alerting.records`), not one dict per flow, so that
+writing keeps up with scoring; ``benchmarks/bench_alerts.py`` measures it.
+
+Call :meth:`AlertWriter.finish` when the input ends, so that open
+suppression windows report what they folded.
+
+>>> import io, json
 >>> out = io.StringIO()
 >>> frame = pd.DataFrame({"IPV4_SRC_ADDR": ["10.0.0.1"], "L4_SRC_PORT": [4000], "IPV4_DST_ADDR": ["10.0.0.2"],
 ...                       "L4_DST_PORT": [80], "PROTOCOL": [6]})
->>> w = AlertWriter(out, "jsonl", model_name="m", model_version="1")
+>>> w = AlertWriter(out, "jsonl", model_name="m", model_version="1", sensor="sensor-1")
 >>> w.write(frame, np.array([0.97]), np.array(["DoS"]), np.array([True]), np.array([2]))
+>>> w.finish()
 >>> rec = json.loads(out.getvalue())
->>> rec["event_type"], rec["proto"], rec["alert"]["category"], rec["dest_port"]
-('alert', 'TCP', 'DoS', 80)
+>>> rec["event_type"], rec["proto"], rec["alert"]["category"], rec["dest_port"], rec["host"]
+('alert', 'TCP', 'Attempted Denial of Service', 80, 'sensor-1')
+>>> rec["flowsentinel"]["class"], rec["flowsentinel"]["time_source"]
+('DoS', 'clock')
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
-import zlib
-from datetime import datetime, timezone
-from typing import IO
+import logging
+import time
+from typing import IO, Callable
 
 import numpy as np
 import pandas as pd
 
-from ..errors import ConfigError
+from ..alerting.fields import FlowColumns, cat_list, flow_ids, iso_times, json_fixed, json_ints, proto_names
+from ..alerting.records import RecordBuilder, RecordConfig
+from ..alerting.suppress import SuppressConfig, Suppressor
+from ..choices import OUTPUT_FORMATS, check_choice
 
-__all__ = ["AlertWriter", "PROTO_NAMES", "severity"]
+__all__ = ["AlertWriter", "CSV_FIELDS", "Explainer"]
 
-PROTO_NAMES = {1: "ICMP", 6: "TCP", 17: "UDP", 58: "IPv6-ICMP", 47: "GRE", 132: "SCTP"}
+log = logging.getLogger(__name__)
+
 CSV_FIELDS = ["row", "flow_id", "timestamp", "src_ip", "src_port", "dest_ip", "dest_port", "proto",
-              "score", "predicted_class", "alert", "true_class"]
+              "score", "predicted_class", "alert", "true_class", "community_id", "app_proto", "explanation"]
+#: ``explainer(frame, positions)`` -> an :class:`~flowsentinel.explain.Explanations` of those rows.
+Explainer = Callable[[pd.DataFrame, np.ndarray], object]
 
 
-def severity(score: float) -> int:
-    """Suricata-style severity: 1 (high) for scores >= 0.99, 2 for >= 0.9, else 3."""
-    return 1 if score >= 0.99 else (2 if score >= 0.9 else 3)
-
-
-def _flow_id(src, sport, dst, dport, proto, start) -> int:
-    """A stable id from the 5-tuple and start time (Suricata's flow_id is a number too)."""
-    key = f"{src}|{sport}|{dst}|{dport}|{proto}|{start}".encode()
-    return zlib.crc32(key) << 20 | (zlib.adler32(key) & 0xFFFFF)
-
-
-def _iso(ms: float | None) -> str:
-    when = datetime.now(timezone.utc) if ms is None else datetime.fromtimestamp(ms / 1000, timezone.utc)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.%f+0000")
+def _csv_cells(values) -> np.ndarray:
+    """Values as CSV cells, quoted where the CSV dialect needs it (once per distinct value)."""
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
+    cells = []
+    for u in uniques:
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="").writerow([u])
+        cells.append(buf.getvalue())
+    table = np.asarray(cells + [""], dtype=object)
+    return table[np.where(codes < 0, len(uniques), codes)]
 
 
 class AlertWriter:
-    """Writes one record per flow (``only_alerts`` keeps alerts only).
+    """Writes the verdicts of scored frames to ``fh``.
 
-    Flows at or above the threshold are ``event_type: alert``; the others are
-    ``event_type: flow`` records that still carry the score and class.
+    Args:
+        fh: a text stream.
+        fmt: ``jsonl`` (EVE), ``ecs`` or ``csv``.
+        model_name, model_version, threshold: the model's identity and alert threshold.
+        only_alerts: write alerts (and follow-ups) only, not every flow.
+        sensor: ``host`` / ``observer.hostname`` (default: this machine's name).
+        interface: ``in_iface`` when the flows come from a live interface.
+        community_id_seed: Community ID seed (default 0, as Suricata and Zeek).
+        suppress: aggregation settings; ``None`` or ``enabled=False`` writes
+            every alert (EVE and ECS only: CSV stays one row per flow).
+        explainer: called with (frame, positions of the alerts to write); its
+            attributions go into ``flowsentinel.explanation``.
+        explain_top_k: columns per explanation.
     """
 
     def __init__(self, fh: IO[str], fmt: str = "jsonl", *, model_name: str = "", model_version: str = "",
-                 only_alerts: bool = False):
-        if fmt not in ("jsonl", "csv"):
-            raise ConfigError(f"format must be 'jsonl' or 'csv', got {fmt!r}")
-        self.fh, self.fmt = fh, fmt
+                 only_alerts: bool = False, threshold: float | None = None, sensor: str | None = None,
+                 interface: str | None = None, community_id_seed: int = 0,
+                 suppress: SuppressConfig | None = None, explainer: Explainer | None = None,
+                 explain_top_k: int = 5):
+        self.fh = fh
+        self.fmt = check_choice("format", fmt, OUTPUT_FORMATS)
         self.model_name, self.model_version = model_name, model_version
         self.only_alerts = only_alerts
-        self._csv = None
+        self.builder = RecordBuilder(RecordConfig(model_name, model_version, threshold, sensor, interface,
+                                                  community_id_seed))
+        self.suppressor = Suppressor(suppress) if suppress is not None and suppress.enabled and fmt != "csv" else None
+        self.explainer = explainer
+        self.explain_top_k = explain_top_k
+        self._csv_header = False
         self.n_written = 0
+        self.n_alerts_written = 0
+        self.n_followups = 0
+        self.n_explained = 0
+        self.explain_seconds = 0.0
+
+    @property
+    def n_suppressed(self) -> int:
+        return self.suppressor.n_suppressed if self.suppressor else 0
 
     def write(self, flows: pd.DataFrame, scores: np.ndarray, classes: np.ndarray, alerts: np.ndarray,
               rows: np.ndarray, true_classes: np.ndarray | None = None) -> None:
+        """Write the verdicts of one scored frame (``rows``: line numbers or offsets, for ``flowsentinel.row``)."""
         n = len(flows)
+        if n == 0:
+            return
+        alerts = np.asarray(alerts, dtype=bool)
+        cols = FlowColumns.from_frame(flows)
+        clock_ms = time.time() * 1000.0
+        if self.fmt == "csv":
+            self._write_csv(cols, flows, scores, classes, alerts, rows, true_classes, clock_ms)
+            return
+        suppressed = np.zeros(n, dtype=bool)
+        if self.suppressor is not None:
+            alert_idx = np.flatnonzero(alerts)
+            if len(alert_idx):
+                sub = cols.take(alert_idx)
+                when, _ = sub.event_ms(clock_ms)
+                sources = sub.src if sub.src is not None else np.full(len(alert_idx), None, dtype=object)
+                send = self.suppressor.admit(when, sources, np.asarray(classes, dtype=object)[alert_idx], sub.dst,
+                                             sub.dport, np.asarray(scores)[alert_idx],
+                                             flow_ids(sub, np.asarray(rows)[alert_idx]))
+                suppressed[alert_idx[~send]] = True
+        emitted = alerts & ~suppressed
+        keep = np.flatnonzero(emitted) if self.only_alerts else np.arange(n)
+        if len(keep):
+            text = self.builder.frame_text(cols.take(keep), np.asarray(rows)[keep], np.asarray(scores)[keep],
+                                           np.asarray(classes, dtype=object)[keep], alerts[keep],
+                                           None if true_classes is None else np.asarray(true_classes)[keep],
+                                           clock_ms)
+            explanations = self._explanations(flows, keep, emitted[keep])
+            lines = (self.builder.ecs_lines if self.fmt == "ecs" else self.builder.eve_lines)(
+                text, None, explanations, suppressed[keep] if self.suppressor else None)
+            self._emit(lines)
+            self.n_alerts_written += int(emitted[keep].sum())
+        if self.suppressor is not None:
+            when, _ = cols.event_ms(clock_ms)
+            self.suppressor.advance(float(np.max(when)))
+            self._write_followups()
 
-        def col(name, default=None):
-            return flows[name].to_numpy() if name in flows.columns else np.full(n, default, dtype=object)
+    def finish(self) -> None:
+        """The input ended: write the follow-ups of every open suppression window."""
+        if self.suppressor is not None:
+            self.suppressor.finish()
+            self._write_followups()
+        self.fh.flush()
 
-        src, dst = col("IPV4_SRC_ADDR", ""), col("IPV4_DST_ADDR", "")
-        sport, dport = col("L4_SRC_PORT", 0), col("L4_DST_PORT", 0)
-        proto = col("PROTOCOL", 0)
-        start = col("FLOW_START_MILLISECONDS", None)
-        fid = col("FLOW_ID", None)
-        if self.fmt == "csv" and self._csv is None:
-            self._csv = csv.writer(self.fh)
-            self._csv.writerow(CSV_FIELDS)
-        for i in range(n):
-            if self.only_alerts and not alerts[i]:
-                continue
-            p = int(proto[i]) if proto[i] is not None else 0
-            ms = None if start[i] is None or (isinstance(start[i], float) and np.isnan(start[i])) else float(start[i])
-            flow_id = int(fid[i]) if fid[i] is not None else _flow_id(src[i], sport[i], dst[i], dport[i], p, ms)
-            score = float(scores[i])
-            if self.fmt == "csv":
-                self._csv.writerow([int(rows[i]), flow_id, _iso(ms) if ms is not None else "", src[i], int(sport[i]),
-                                    dst[i], int(dport[i]), PROTO_NAMES.get(p, p), f"{score:.6f}", classes[i],
-                                    int(bool(alerts[i])), "" if true_classes is None else true_classes[i]])
-            else:
-                record = {
-                    "timestamp": _iso(ms),
-                    "flow_id": flow_id,
-                    "event_type": "alert" if alerts[i] else "flow",
-                    "src_ip": str(src[i]),
-                    "src_port": int(sport[i]),
-                    "dest_ip": str(dst[i]),
-                    "dest_port": int(dport[i]),
-                    "proto": PROTO_NAMES.get(p, str(p)),
-                }
-                verdict = {"category": str(classes[i]), "score": round(score, 6)}
-                if alerts[i]:
-                    record["alert"] = {
-                        "action": "allowed",
-                        "signature": f"flowsentinel {self.model_name}: {classes[i]}",
-                        "severity": severity(score),
-                        **verdict,
-                    }
-                record["flowsentinel"] = {
-                    **verdict,
-                    "alert": bool(alerts[i]),
-                    "row": int(rows[i]),
-                    "model": self.model_name,
-                    "model_version": self.model_version,
-                }
-                if true_classes is not None:
-                    record["flowsentinel"]["true_class"] = str(true_classes[i])
-                self.fh.write(json.dumps(record) + "\n")
-            self.n_written += 1
+    # ---- helpers ---------------------------------------------------------
+    def _emit(self, lines: list[str]) -> None:
+        self.fh.write("\n".join(lines))
+        self.fh.write("\n")
+        self.n_written += len(lines)
+
+    def _write_followups(self) -> None:
+        closed = self.suppressor.take_closed()
+        if closed:
+            self._emit([self.builder.aggregate_record(a, self.fmt) for a in closed])
+            self.n_followups += len(closed)
+
+    def _explain(self, flows: pd.DataFrame, keep: np.ndarray, which: np.ndarray) -> list[tuple[int, list, float]]:
+        """``(position in keep, top features, baseline score)`` for the rows of ``keep`` where ``which`` holds."""
+        if self.explainer is None or not which.any():
+            return []
+        where = np.flatnonzero(which)
+        t0 = time.perf_counter()
+        ex = self.explainer(flows, keep[where])
+        self.explain_seconds += time.perf_counter() - t0
+        self.n_explained += len(where)
+        base = round(float(ex.baseline_score), 6)
+        return [(i, ex.top(j, self.explain_top_k), base) for j, i in enumerate(where.tolist())]
+
+    def _explanations(self, flows: pd.DataFrame, keep: np.ndarray, emitted: np.ndarray) -> np.ndarray | None:
+        """JSON fragments (``,"explanation":[...]``) for the emitted alerts among ``keep``; ``None`` elsewhere."""
+        explained = self._explain(flows, keep, emitted)
+        if not explained:
+            return None
+        out = np.full(len(keep), None, dtype=object)
+        for i, top, base in explained:
+            out[i] = f',"explanation":{json.dumps(top, separators=(",", ":"))},"explanation_baseline":{base}'
+        return out
+
+    def _write_csv(self, cols: FlowColumns, flows, scores, classes, alerts, rows, true_classes, clock_ms) -> None:
+        keep = np.flatnonzero(alerts) if self.only_alerts else np.arange(cols.n)
+        if not self._csv_header:
+            self.fh.write(",".join(CSV_FIELDS) + "\n")
+            self._csv_header = True
+        if not len(keep):
+            return
+        c = cols.take(keep)
+        rows = np.asarray(rows)[keep]
+        when, from_clock = c.event_ms(clock_ms)
+        empty = np.full(len(keep), "", dtype=object)
+
+        def ints(values):
+            return empty if values is None else np.where(np.isfinite(values), json_ints(values), "").astype(object)
+
+        cid = c.community_ids(self.builder.config.community_id_seed)
+        app = c.app_protos()
+        explanations = empty
+        explained = self._explain(flows, keep, alerts[keep])
+        if explained:
+            cells = np.full(len(keep), "", dtype=object)
+            for i, top, _ in explained:
+                cells[i] = ";".join(f"{e['feature']}={e['value']}:{e['contribution']:+g}" for e in top)
+            explanations = _csv_cells(cells)
+        fields = [
+            json_ints(rows), json_ints(flow_ids(c, rows)), np.where(from_clock, "", iso_times(when)).astype(object),
+            empty if c.src is None else _csv_cells(c.src), ints(c.sport),
+            empty if c.dst is None else _csv_cells(c.dst), ints(c.dport),
+            empty if c.proto is None else proto_names(np.nan_to_num(c.proto)),
+            json_fixed(np.asarray(scores)[keep]), _csv_cells(np.asarray(classes, dtype=object)[keep]),
+            np.where(alerts[keep], "1", "0").astype(object),
+            empty if true_classes is None else _csv_cells(np.asarray(true_classes, dtype=object)[keep]),
+            empty if cid is None else _csv_cells(cid), empty if app is None else _csv_cells(app), explanations,
+        ]
+        parts = [fields[0]]
+        for f in fields[1:]:
+            parts += [",", f]
+        self._emit(cat_list(*parts))
+        self.n_alerts_written += int(alerts[keep].sum())

@@ -85,19 +85,25 @@ def detect_frames(detector, frames: Iterable[pd.DataFrame], writer: AlertWriter,
             summary.n_alerts += int(alerts.sum())
             offset += len(frame)
             bar.update(len(frame))
+    writer.finish()
     summary.by_class = dict(counts)
     summary.seconds = time.perf_counter() - t0
     return summary
 
 
 def detect_file(detector, path: str | Path, out: IO[str], fmt: str = "jsonl", *, only_alerts: bool = False,
-                chunk_rows: int = 100_000, progress: bool = True, rejects_dir: Path | None = None) -> DetectSummary:
-    """Score every valid flow of a flow file; bad rows go to a rejects file."""
+                chunk_rows: int = 100_000, progress: bool = True, rejects_dir: Path | None = None,
+                **writer_options) -> DetectSummary:
+    """Score every valid flow of a flow file; bad rows go to a rejects file.
+
+    ``writer_options`` go to :class:`~flowsentinel.io.alerts.AlertWriter` (sensor, suppression, explainer...).
+    """
     reader = FlowReader(path, ReadConfig(require_labels=False, chunk_rows=chunk_rows, line_column=LINE,
                                          rejects_dir=rejects_dir))
     detector.check_columns(reader.columns, str(path))
     name, version = model_identity(detector)
-    writer = AlertWriter(out, fmt, model_name=name, model_version=version, only_alerts=only_alerts)
+    writer = AlertWriter(out, fmt, model_name=name, model_version=version, only_alerts=only_alerts,
+                         threshold=detector.threshold_, **writer_options)
     frames: Iterable[pd.DataFrame] = reader
     if getattr(detector, "mode", "flow") == "window":
         frames = [pd.concat(list(reader), ignore_index=True)]
