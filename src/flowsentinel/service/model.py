@@ -156,12 +156,16 @@ def load_checked(model_dir: str | Path, *, engine: str = "auto", threads: int = 
 
     path = Path(model_dir)
     t0 = time.perf_counter()
-    detector = load_model(path)
     try:
+        detector = load_model(path)
         scorer = fast_detector(detector, InferenceConfig(engine=engine, intra_op_threads=threads, batch_size=batch_flows),
                                model_dir=path)
-    except ImportError as exc:
-        raise ModelLoadError(f"{path}: {exc}") from None
+    except ModelLoadError:
+        raise
+    except Exception as exc:
+        # A damaged file can fail deep inside a reader (safetensors, ONNX):
+        # whatever it raises, this model is refused and the current one stays.
+        raise ModelLoadError(f"{path}: cannot load the model: {type(exc).__name__}: {exc}") from None
     model = LoadedModel(path, detector, scorer)
     model.warm_up()
     log.info("model %s %s (%s) loaded from %s in %.1f s, engine %s", model.name, model.version, model.digest, path,

@@ -317,7 +317,8 @@ def validate_flows(flows: FlowColumns) -> FlowColumns:
         elif name in _NUMERIC:
             converted, row, reason = _first_problem(values)
             if converted is not None:
-                whole = name not in FLOAT_COLUMNS and bool(np.all(np.mod(converted, 1) == 0))
+                # Counters past 2**63 stay floats rather than wrap around.
+                whole = name not in FLOAT_COLUMNS and bool(np.all((np.mod(converted, 1) == 0) & (converted < 2.0**63)))
                 columns[name] = converted.astype(np.int64) if whole and row < 0 else converted
         else:
             continue
