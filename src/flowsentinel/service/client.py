@@ -81,7 +81,12 @@ class ScoreClient:
             import httpx
 
             headers = {"authorization": f"Bearer {self.token}"} if self.token else {}
-            self._http = httpx.Client(base_url=self.url, headers=headers, timeout=self.timeout, verify=self.verify)
+            verify = self.verify
+            if isinstance(verify, (str, Path)):
+                import ssl
+
+                verify = ssl.create_default_context(cafile=str(verify))
+            self._http = httpx.Client(base_url=self.url, headers=headers, timeout=self.timeout, verify=verify)
         return self._http
 
     def close(self) -> None:

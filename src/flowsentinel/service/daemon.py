@@ -18,6 +18,7 @@ Signals:
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import signal
 import ssl
@@ -137,7 +138,15 @@ class Daemon:
         stop = threading.Event()
         metering = [False]
 
+        pid = os.getpid()
+
         def on_stop(signum, frame):
+            if os.getpid() != pid:
+                # A meter process forked by nfstream inherits this handler;
+                # there the signal means what it always does.
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
+                return
             self._stopping = True
             control.put("stop")
             if metering[0]:
@@ -208,11 +217,13 @@ class Daemon:
     @staticmethod
     def _feed(frames, where: str, source: str, runtime) -> None:
         n = 0
-        for frame in frames:
-            if len(frame):
-                runtime.scorer.submit(frame, source, rows=np.arange(n + 1, n + len(frame) + 1))
-                n += len(frame)
-        log.info("%s: %d flows submitted", where, n)
+        try:
+            for frame in frames:
+                if len(frame):
+                    runtime.scorer.submit(frame, source, rows=np.arange(n + 1, n + len(frame) + 1))
+                    n += len(frame)
+        finally:
+            log.info("%s: %d flows submitted", where, n)
 
     def _produce_in_thread(self, frames, source: str, runtime, stop: threading.Event) -> threading.Thread:
         def work():

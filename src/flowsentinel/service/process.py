@@ -47,10 +47,13 @@ class ServiceProcess:
             temporary file, kept for reading after a failure).
         env: environment of the child (default this one).
         start_timeout: seconds to wait for ``/healthz``.
+        prefix: a command the child runs under (``ip netns exec NS``); then
+            ``/healthz`` is not reachable from here and the child is ready
+            when its log says it listens.
     """
 
     def __init__(self, args: list[str], *, log_path: str | Path | None = None, env: dict | None = None,
-                 start_timeout: float = 90.0):
+                 start_timeout: float = 90.0, prefix: list[str] | None = None):
         self.args = list(args)
         if "--host" not in self.args:
             self.args += ["--host", "127.0.0.1"]
@@ -62,6 +65,7 @@ class ServiceProcess:
         self.log_path = Path(log_path) if log_path else Path(tempfile.mkstemp(prefix="flowsentinel-serve-", suffix=".log")[1])
         self.env = env
         self.start_timeout = start_timeout
+        self.prefix = list(prefix or [])
         self.proc: subprocess.Popen | None = None
         self.returncode: int | None = None
 
@@ -78,7 +82,7 @@ class ServiceProcess:
         src = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "flowsentinel.cli", "serve", *self.args],
+            self.proc = subprocess.Popen([*self.prefix, sys.executable, "-m", "flowsentinel.cli", "serve", *self.args],
                                          stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + self.start_timeout
         context = ssl._create_unverified_context() if self.tls else None
@@ -86,6 +90,11 @@ class ServiceProcess:
             if self.proc.poll() is not None:
                 self.returncode = self.proc.returncode
                 raise ServiceError(f"serve exited with {self.returncode} before answering; its log:\n{self.log()[-3000:]}")
+            if self.prefix:
+                if "listening on" in self.log():
+                    return self
+                time.sleep(0.2)
+                continue
             try:
                 with urllib.request.urlopen(f"{self.url}/healthz", timeout=2, context=context) as answer:
                     if answer.status == 200:

@@ -14,7 +14,7 @@ whole lines, flushed at once, so a tailer never reads half a record.
 >>> sink.close()
 >>> sorted(p.name for p in path.parent.iterdir())
 ['alerts.jsonl', 'alerts.jsonl.1', 'alerts.jsonl.2']
->>> all(p.stat().st_size <= 1024 + 100 for p in path.parent.iterdir())
+>>> all(p.stat().st_size <= 1024 for p in path.parent.iterdir())
 True
 """
 
@@ -37,7 +37,8 @@ class AlertFile:
 
     Args:
         path: the file; its folder must exist.
-        rotate_bytes: rotate once the file reaches this size; ``None``: never.
+        rotate_bytes: rotate before a write that would take the file past
+            this size; ``None``: never.
         keep: rotated files kept (``.1`` is the newest).
         on_rotate, on_reopen: called after each rotation or reopen (metrics).
     """
@@ -63,12 +64,18 @@ class AlertFile:
             raise OutputError(f"{self.path}: cannot open the alert file: {exc.strerror}") from None
 
     def write(self, text: str) -> None:
-        """Append whole lines; rotate afterwards if the file has reached its size."""
+        """Append whole lines; rotate first if they would take the file past its size.
+
+        A file is larger than ``rotate_bytes`` only when one write alone is.
+        """
         if not text:
             return
         with self._lock:
             if self._fh is None:
                 raise OutputError(f"{self.path}: the alert file is closed")
+            size = self._fh.tell()
+            if self.rotate_bytes is not None and size and size + len(text) > self.rotate_bytes:
+                self._rotate()
             try:
                 self._fh.write(text)
                 self._fh.flush()
@@ -80,8 +87,6 @@ class AlertFile:
             if self._failing:
                 log.warning("%s: writing alerts again", self.path)
                 self._failing = False
-            if self.rotate_bytes is not None and self._fh.tell() >= self.rotate_bytes:
-                self._rotate()
 
     def _rotate(self) -> None:
         self._fh.close()
@@ -91,7 +96,7 @@ class AlertFile:
                 os.replace(older, self.path.with_name(f"{self.path.name}.{i + 1}"))
         os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
         self._open()
-        log.info("%s: rotated at %d bytes", self.path, self.rotate_bytes)
+        log.info("%s: rotated (size limit %d bytes)", self.path, self.rotate_bytes)
         if self.on_rotate is not None:
             self.on_rotate()
 
