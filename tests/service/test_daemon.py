@@ -101,6 +101,29 @@ def test_sigterm_answers_the_request_in_progress_then_exits_0(model_a, model_roo
     assert "stopped in" in svc.log()
 
 
+def test_busy_and_request_timeout_are_503_and_counted(model_a, model_root, tokens, flows, tmp_path):
+    args = serve_args(model_a, tokens, model_root, tmp_path, "--max-concurrency", "1", "--request-timeout", "1.5",
+                      "--body-timeout", "20")
+    with ServiceProcess(args, log_path=tmp_path / "serve.log") as svc:
+        with socket.create_connection((svc.host, svc.port), timeout=30) as held:
+            # A request whose body never finishes holds the one slot ...
+            held.sendall((f"POST /v1/score HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {tokens['score']}\r\n"
+                          "content-type: application/json\r\ncontent-length: 100\r\n\r\n[").encode())
+            time.sleep(0.3)
+            busy = _score(svc.url, tokens["score"], flows.iloc[:5])
+            assert busy.status_code == 503 and busy.json()["error"]["kind"] == "busy"
+            assert busy.headers["retry-after"] == "1"
+            assert httpx.get(f"{svc.url}/readyz", headers=auth(tokens["score"])).status_code == 200
+            # ... until its deadline passes.
+            held.settimeout(10)
+            answer = held.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 503") and b"request_timeout" in answer
+        assert _score(svc.url, tokens["score"], flows.iloc[:5]).status_code == 200
+        metrics = httpx.get(f"{svc.url}/metrics", headers=auth(tokens["score"])).text
+    assert 'flowsentinel_refusals_total{reason="busy"} 1.0' in metrics
+    assert 'flowsentinel_refusals_total{reason="request_timeout"} 1.0' in metrics
+
+
 def test_tls_with_a_self_signed_certificate(model_a, model_root, tokens, flows, tmp_path):
     if shutil.which("openssl") is None:
         pytest.skip("needs the openssl command to make a self-signed certificate")
@@ -129,6 +152,14 @@ def test_no_listening_beyond_loopback_without_tokens(model_a):
     run = _serve("--model-dir", str(model_a), "--host", "0.0.0.0", "--port", "9")
     assert run.returncode == 2
     assert "refusing to listen on 0.0.0.0 (beyond loopback) without tokens" in run.stderr
+
+
+def test_a_port_in_use_is_one_line_and_exit_2(model_a):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        run = _serve("--model-dir", str(model_a), "--port", str(taken.getsockname()[1]))
+    assert run.returncode == 2 and "cannot listen on 127.0.0.1" in run.stderr
 
 
 def test_a_bad_model_is_refused_at_start(tmp_path):

@@ -23,13 +23,11 @@ pytestmark = pytest.mark.live
 _TRAFFIC = r"""
 import socket, time
 tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-for i in range(20):
-    tx.sendto(b"x" * 100, ("127.0.0.1", 40999))
-    time.sleep(0.01)
-# nfstream expires idle flows as packets arrive: a bounded trickle moves its clock on.
-for i in range(12):
-    time.sleep(0.25)
-    tx.sendto(b"t", ("127.0.0.1", 41000 + i))
+# One 20-datagram flow, then a bounded trickle of one-datagram flows, which
+# moves nfstream's clock past the first flow's idle timeout.
+for i in range(32):
+    tx.sendto(b"x" * 100 if i < 20 else b"t", ("127.0.0.1", 40999 if i < 20 else 41000 + i))
+    time.sleep(0.01 if i < 20 else 0.25)
 """
 
 _FLOWS = r"""

@@ -108,3 +108,14 @@ def test_a_model_that_scores_nonsense_fails_its_checks(loaded, model_a, tmp_path
     (odd / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ModelLoadError):
         load_checked(odd)
+
+
+def test_a_cancelled_request_is_skipped_and_the_thread_goes_on(loaded, flows):
+    s = Scorer(ModelHolder(loaded), ServiceMetrics())
+    gave_up = s.submit(flows.iloc[:5])
+    assert gave_up.cancel()  # what a request past its deadline does
+    kept = s.submit(flows.iloc[5:10])
+    s.start()
+    assert len(kept.result(60).verdicts) == 5
+    assert s.submit(flows.iloc[:3]).result(60) is not None
+    assert s.close(30)

@@ -54,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
             n_flows += answer["n_flows"]
             n_alerts += answer["n_alerts"]
         model = client.model() if n_flows == 0 else answer["model"]
-    rejected = f"; {reader.report.n_rejected:,} bad rows set aside in {reader.report.rejects_path}" if reader.report.n_rejected else ""
+    report = reader.report
+    rejected = f"; {report.n_rejected:,} bad rows set aside in {report.rejects_path}" if report.n_rejected else ""
     print(f"score: {n_flows:,} flows scored by {args.url} ({model['name']} {model['version']}), "
           f"{n_alerts:,} alerts{rejected}", file=sys.stderr)
     return 0

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from pathlib import Path
 from urllib.parse import parse_qsl
 
 import orjson

@@ -45,9 +45,8 @@ def log_refusal(metrics, reason: str, status: int, client: str, what: str, messa
 async def read_body(receive, headers: dict[str, str], max_bytes: int, timeout: float) -> bytes:
     """The whole request body, within ``max_bytes`` and ``timeout`` seconds, or :class:`Refused`."""
     declared = headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise Refused(400, "body_too_large", f"Content-Length {declared!r} is not a number")
+    # The HTTP parser has refused a Content-Length that is not a number.
+    if declared is not None and declared.isdigit():
         if int(declared) > max_bytes:
             raise Refused(413, "body_too_large", f"a body of {int(declared):,} bytes; at most {max_bytes:,} are taken",
                           {"connection": "close"})

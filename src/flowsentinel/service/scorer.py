@@ -151,7 +151,18 @@ class Scorer:
                 batch.append(nxt)
                 n += len(nxt.flows)
             self.metrics.queue.dec(len(batch))
-            self._score(batch)
+            # A request that gave up (its deadline passed) cancelled its future.
+            batch = [j for j in batch if j.future.set_running_or_notify_cancel()]
+            if not batch:
+                continue
+            try:
+                self._score(batch)
+            except Exception as exc:  # never let one batch stop the thread
+                log.error("scoring thread: %s: %s", type(exc).__name__, exc, exc_info=True)
+                self.metrics.failed("internal")
+                for job in batch:
+                    if not job.future.done():
+                        job.future.set_exception(exc)
 
     def _score(self, batch: list[_Job]) -> None:
         model = batch[0].model
