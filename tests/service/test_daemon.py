@@ -37,6 +37,23 @@ def _score(url: str, token: str, frame, **kw) -> httpx.Response:
     return httpx.post(f"{url}/v1/score", headers={**auth(token), "content-type": media}, content=body, timeout=60, **kw)
 
 
+def _read_answer(sock: socket.socket) -> tuple[bytes, bytes]:
+    """One HTTP answer from a raw socket: its head and its whole body."""
+    data = b""
+    for _ in range(10_000):  # bounded; each recv waits at most the socket's timeout
+        head, sep, body = data.partition(b"\r\n\r\n")
+        if sep:
+            length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                           if line.lower().startswith(b"content-length:")), 0)
+            if len(body) >= length:
+                return head, body
+        chunk = sock.recv(1 << 20)
+        if not chunk:
+            break
+        data += chunk
+    return data.partition(b"\r\n\r\n")[::2]
+
+
 def _lines(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
 
@@ -87,14 +104,8 @@ def test_sigterm_answers_the_request_in_progress_then_exits_0(model_a, model_roo
             svc.signal(signal.SIGTERM)
             assert _wait_for(lambda: "stopping: draining" in svc.log())
             sock.sendall(body[1000:])
-            answer = b""
-            while not answer.endswith(b"}") or b"\r\n\r\n" not in answer:
-                chunk = sock.recv(1 << 20)
-                if not chunk:
-                    break
-                answer += chunk
+            head, payload = _read_answer(sock)
         assert svc.proc.wait(60) == 0
-    head, _, payload = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200")
     got = json.loads(payload)
     assert got["n_flows"] == 300 and len(_lines(alerts)) == got["n_alerts"]
@@ -116,8 +127,8 @@ def test_busy_and_request_timeout_are_503_and_counted(model_a, model_root, token
             assert httpx.get(f"{svc.url}/readyz", headers=auth(tokens["score"])).status_code == 200
             # ... until its deadline passes.
             held.settimeout(10)
-            answer = held.recv(65536)
-        assert answer.startswith(b"HTTP/1.1 503") and b"request_timeout" in answer
+            head, body = _read_answer(held)
+        assert head.startswith(b"HTTP/1.1 503") and b"request_timeout" in body
         assert _score(svc.url, tokens["score"], flows.iloc[:5]).status_code == 200
         metrics = httpx.get(f"{svc.url}/metrics", headers=auth(tokens["score"])).text
     assert 'flowsentinel_refusals_total{reason="busy"} 1.0' in metrics
