@@ -30,6 +30,7 @@ __all__ = [
     "ModelIntegrityError",
     "MeterError",
     "OutputError",
+    "ServiceError",
     "NotFittedError",
 ]
 
@@ -83,6 +84,10 @@ class MeterError(FlowsentinelError, ValueError):
 
 class OutputError(FlowsentinelError, OSError):
     """An output cannot be written (not a regular file, disk full, read-only, closed pipe)."""
+
+
+class ServiceError(FlowsentinelError):
+    """A flowsentinel service refused a request or could not be reached; the message says which and why."""
 
 
 class NotFittedError(RuntimeError):

@@ -62,6 +62,8 @@ TCP_FLAG_BITS = ("FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR")
 ONE_HOT_COLUMNS = ("PROTOCOL", "L7_PROTO")
 # Codes and types: numbers that name things; kept as they are (not logged).
 _CODE_COLUMNS = frozenset({"ICMP_TYPE", "ICMP_IPV4_TYPE", "DNS_QUERY_TYPE", "FTP_COMMAND_RET_CODE"})
+#: Port ranges of ``port_classes``: (label, lowest, highest).
+PORT_RANGES = (("none", 0, 0), ("well_known", 1, 1023), ("registered", 1024, 49151), ("dynamic", 49152, 65535))
 DURATION_COLUMNS = frozenset({"FLOW_DURATION_MILLISECONDS", "DURATION_IN", "DURATION_OUT"})
 #: 2**32 microseconds in milliseconds: where nProbe's duration counter wraps.
 WRAP_MS = 4_294_967.296
@@ -78,6 +80,11 @@ class FeatureConfig:
         include_ports: keep ``L4_SRC_PORT``/``L4_DST_PORT`` as numeric
             features (default off: ports are identifiers, and the attack
             tools of a testbed pick them in ways real attackers need not).
+        port_classes: instead, keep only each port's range, one-hot: 0
+            (no port: ICMP), well-known (1-1023), registered (1024-49151),
+            dynamic (49152-65535). It says which side offers a service (an
+            amplification reply comes *from* a well-known port) without
+            naming the service.
         log_scale: ``log1p`` on counters, sizes, durations and rates.
         decode_tcp_flags: expand flag fields into eight 0/1 bits each.
         unwrap_durations: undo nProbe's 32-bit duration wrap-around.
@@ -92,6 +99,7 @@ class FeatureConfig:
     """
 
     include_ports: bool = False
+    port_classes: bool = False
     log_scale: bool = True
     decode_tcp_flags: bool = True
     unwrap_durations: bool = True
@@ -159,7 +167,10 @@ class FeaturePipeline:
             values = flows[col].to_numpy(dtype="float64")
             if not_icmp is not None and col in ICMP_FIELD_COLUMNS:
                 values = np.where(not_icmp, 0.0, values)
-            if col in self.categories_:
+            if col in PORT_COLUMNS and cfg.port_classes and not cfg.include_ports:
+                for label, low, high in PORT_RANGES:
+                    out[f"{col}.{label}"] = ((values >= low) & (values <= high)).astype("float64")
+            elif col in self.categories_:
                 cats = self.categories_[col]
                 for c in cats:
                     out[f"{col}={c:g}"] = (values == c).astype("float64")
@@ -215,7 +226,7 @@ def input_columns(schema: Schema, config: FeatureConfig = FeatureConfig()) -> li
     ['PROTOCOL', 'L7_PROTO', 'IN_BYTES', 'OUT_BYTES', 'IN_PKTS', 'OUT_PKTS', 'TCP_FLAGS', 'FLOW_DURATION_MILLISECONDS']
     """
     drop = set(ADDRESS_COLUMNS) | set(OPAQUE_ID_COLUMNS) | set(config.exclude)
-    if not config.include_ports:
+    if not (config.include_ports or config.port_classes):
         drop |= set(PORT_COLUMNS)
     # Timestamps order flows; as features they would only say when the capture ran.
     drop |= {"FLOW_START_MILLISECONDS", "FLOW_END_MILLISECONDS"}
