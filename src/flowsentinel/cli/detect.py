@@ -16,7 +16,8 @@ HELP = "score flows (a flow file, a capture or an interface) and write verdicts"
 
 
 def add_arguments(d: argparse.ArgumentParser) -> None:
-    d.add_argument("input", nargs="?", help="flow file (CSV, CSV.gz, Parquet) or capture (pcap, pcapng)")
+    d.add_argument("input", nargs="?",
+                   help="flow file (CSV, CSV.gz, Parquet), capture (pcap, pcapng) or nfdump file (nfcapd, nfdump -o csv)")
     d.add_argument("--interface", "-i", help="meter and score a live interface")
     d.add_argument("--model-dir", default=DEFAULT_MODEL_DIR)
     d.add_argument("--output", "-o", help="default: standard output")
@@ -43,6 +44,13 @@ def is_capture(path: Path) -> bool:
         return False
     return magic in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d", b"\x0a\x0d\x0d\x0a") \
         or path.suffix.lower() in (".pcap", ".pcapng", ".cap")
+
+
+def is_nfdump(path: str) -> bool:
+    """An nfcapd archive file or the CSV that ``nfdump -o csv`` writes."""
+    from ..collector.nfdump import is_nfcapd_file, is_nfdump_csv
+
+    return is_nfcapd_file(path) or is_nfdump_csv(path)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,6 +84,12 @@ def run(args: argparse.Namespace) -> int:
                 frames = [pd.concat(list(meter_run), ignore_index=True)]
             summary = detect_frames(detector, frames, writer, where=args.input or args.interface, progress=progress)
             print(f"metering: {meter_run.stats.summary()}", file=sys.stderr)
+        elif is_nfdump(args.input):
+            from ..collector.nfdump import read_nfdump
+
+            name, version = model_identity(detector)
+            writer = AlertWriter(out, args.format, model_name=name, model_version=version, only_alerts=args.alerts_only)
+            summary = detect_frames(detector, read_nfdump(args.input), writer, where=args.input, progress=progress)
         else:
             summary = detect_file(detector, args.input, out, args.format, only_alerts=args.alerts_only,
                                   progress=progress)

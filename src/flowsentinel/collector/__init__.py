@@ -14,10 +14,17 @@ table in ``data/ipfix_elements.json``) -> :mod:`~flowsentinel.collector.stitch`
 frames. See ``docs/collector.md``.
 """
 
-from .config import CollectorConfig, parse_listen
-from .counters import Counters
-from .decoder import Decoder
-from .service import Collector
-from .transport import UdpListener
+from importlib import import_module
 
 __all__ = ["Collector", "CollectorConfig", "Counters", "Decoder", "UdpListener", "parse_listen"]
+
+# Where each public name lives; imported on first use, so that the command
+# line can read the settings without importing numpy and pandas.
+_HOMES = {"Collector": "service", "CollectorConfig": "config", "Counters": "counters", "Decoder": "decoder",
+          "UdpListener": "transport", "parse_listen": "config"}
+
+
+def __getattr__(name: str):
+    if name in _HOMES:
+        return getattr(import_module(f"{__name__}.{_HOMES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

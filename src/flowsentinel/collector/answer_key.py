@@ -8,12 +8,17 @@ ports 0) and ``first``/``last`` are Unix milliseconds. The collector's rows
 carry the TCP flags of both directions, ``(forward, reverse)``, reverse -1
 for one-way records. :func:`golden_record` is one capture's golden file:
 nfdump's answer for every softflowd export of it. :func:`differences`
-compares, allowing for three things nfdump 1.7.1 (Debian's) does
+compares, allowing for four things nfdump 1.7.1 (Debian's) does
 differently, each visible in its output:
 
 * IPFIX ``flowStartSysUpTime``/``flowEndSysUpTime`` (22/21) are stored as
   last/first, interchanged (nfdump issue 408, fixed after 1.7.1);
 * a time whose uptime value is 0 is stored as 0 (1970-01-01);
+* an uptime ahead of the header's ``sysUpTime`` (softflowd's file-mode
+  clock sends some) is read as a wrap of the 32-bit counter, 2**32 ms
+  (49.7 days) earlier; the collector reads the difference as signed, so
+  that an exporter's clock jitter of a few milliseconds does not move a
+  flow seven weeks back (:mod:`flowsentinel.collector.records`);
 * nfdump keeps one flags byte per record, and for an RFC 5103 biflow it
   holds the reverse direction's ``tcpControlBits`` (the template's last).
 """
@@ -40,6 +45,8 @@ __all__ = ["ROW_FIELDS", "MAX_GOLDEN_ROWS", "decoded_rows", "nfdump_rows", "gold
 ROW_FIELDS = ["proto", "src", "sport", "dst", "dport", "icmp", "ipkt", "ibyt", "opkt", "obyt", "flags",
               "first", "last"]
 _KEY = len(ROW_FIELDS) - 3
+# Equal, or apart by one wrap of a 32-bit millisecond uptime (see the module notes).
+_SAME_TIME = (0, 1 << 32)
 _EPOCH = np.datetime64("1970-01-01T00:00:00", "ms")
 
 
@@ -130,7 +137,7 @@ def differences(decoded: list[list], answer: list[list], *, ipfix_uptimes: bool,
         for (f1, s1, e1), (f2, s2, e2) in zip(sorted(a), sorted(b)):
             if f1 != f2:
                 out.append(f"{what}: flags {f1} decoded, {f2} in nfdump")
-            if (s2 and s1 != s2) or (e2 and e1 != e2):
+            if (s2 and s1 - s2 not in _SAME_TIME) or (e2 and e1 - e2 not in _SAME_TIME):
                 out.append(f"{what}: times {s1}-{e1} decoded, {s2}-{e2} in nfdump")
     return out[:limit]
 

@@ -47,7 +47,7 @@ import numpy as np
 from .config import CollectorConfig
 from .counters import Counters
 from .records import apply_options
-from .templates import V5_TEMPLATE, VARLEN, Domain, Field, RecordError, Template, TemplateError
+from .templates import V5_TEMPLATE, VARLEN, Domain, Field, RecordError, Template, TemplateError, compiled
 
 __all__ = ["Chunk", "Decoder"]
 
@@ -284,15 +284,14 @@ class Decoder:
                 if flen == VARLEN and not ipfix:
                     raise TemplateError("template_field_length")
                 fields.append(Field(ftype, flen, pen))
-            template = Template(tid, tuple(fields), version=dom.version, scope_count=scope)
-            self._install(dom, template, now)
+            self._install(dom, compiled(tid, tuple(fields), dom.version, scope), now)
 
     def _install(self, dom: Domain, template: Template, now: float) -> None:
         c = self.counters
         tid = template.template_id
         old = dom.templates.get(tid)
         dom.refreshed[tid] = now
-        if old is not None and old.same_as(template):
+        if old is not None and (old is template or old.same_as(template)):
             c.templates_refreshed += 1
             return
         if old is not None:

@@ -229,7 +229,9 @@ def to_frame(c: dict[str, np.ndarray]) -> pd.DataFrame:
         kind = _SCHEMA.dtype(col)
         data[col] = c[col].astype("float64" if kind == "float64" else "int64", copy=False)
     ordered = [col for col in V3_FEATURES if col in data]
-    return pd.DataFrame({col: data[col] for col in ordered})
+    # Addresses stay Python strings (dtype object), as in metered frames, not pandas' string dtype.
+    return pd.DataFrame({col: pd.Series(data[col], dtype=object) if col in _ADDRESS_TEXT.values() else data[col]
+                         for col in ordered})
 
 
 def template_flow_columns(domain: Domain, template: Template) -> list[str]:

@@ -11,7 +11,8 @@ Each record becomes the same columns a collected record does, and goes
 through the same normalization and stitching
 (:mod:`~flowsentinel.collector.flows`, :mod:`~flowsentinel.collector.stitch`),
 so the one-way records an exporter sent are scored as bidirectional NF
-flows.
+flows. nfdump stores a time it did not receive as 0 (nfdump 1.7.1 does so
+for an uptime of 0 too); such a record takes its other time for both.
 
 >>> flags_value("...AP.S."), flags_value("........")
 (26, 0)
@@ -151,9 +152,12 @@ def json_columns(records: list[dict]) -> dict[str, np.ndarray]:
         "TCP_FLAGS": np.array([flags_value(r.get("tcp_flags", "")) for r in records], dtype="int64"),
         "IN_PKTS": ints("in_packets"),
         "IN_BYTES": ints("in_bytes"),
-        "FLOW_START_MILLISECONDS": np.array([_ms(r["first"]) for r in records], dtype="int64"),
-        "FLOW_END_MILLISECONDS": np.array([_ms(r["last"]) for r in records], dtype="int64"),
     }
+    first = np.array([_ms(r["first"]) for r in records], dtype="int64")
+    last = np.array([_ms(r["last"]) for r in records], dtype="int64")
+    # nfdump stores 0 for a time it did not get (or for an uptime of 0): take the record's other time.
+    cols["FLOW_START_MILLISECONDS"] = np.where(first == 0, last, first)
+    cols["FLOW_END_MILLISECONDS"] = np.where(last == 0, first, last)
     if any("out_packets" in r or "out_bytes" in r for r in records):
         cols["OUT_PKTS"] = ints("out_packets")
         cols["OUT_BYTES"] = ints("out_bytes")

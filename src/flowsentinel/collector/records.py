@@ -110,14 +110,18 @@ def template_values(template: Template, records: np.ndarray, export_ms: np.ndarr
                 continue
             cols[prefix + "_HI"], cols[prefix + "_LO"] = _ipv6_halves(values)
             continue
+        if kind == "ntp":
+            # Seconds since 1900 in the high 32 bits: above 2**63 as one number, so split it unsigned.
+            wide = values.astype("uint64")
+            secs = (wide >> np.uint64(32)).astype("int64")
+            frac = (wide & np.uint64(0xFFFFFFFF)).astype("int64")
+            cols[slot.column] = (secs - NTP_UNIX_OFFSET) * 1000 + ((frac * 1000) >> 32)
+            continue
         ints = _integers(values, slot.length)
         if kind == "flags":
             ints = ints & 0xFF
         elif kind == "seconds":
             ints = ints * 1000
-        elif kind == "ntp":
-            secs, frac = ints >> 32, ints & 0xFFFFFFFF
-            ints = (secs - NTP_UNIX_OFFSET) * 1000 + ((frac * 1000) >> 32)
         elif kind == "delta_us":
             ints = export_ms - ints // 1000
         elif kind == "microseconds":
@@ -156,10 +160,11 @@ def _rates(cols: dict[str, np.ndarray], domain: Domain, n: int) -> np.ndarray | 
 
 
 def records_from_chunks(chunks: list["Chunk"], *, apply_sampling: bool = True) -> list[RecordBatch]:
-    """The chunks of a batch as one :class:`RecordBatch` per template, in order of first appearance."""
-    groups: dict[int, list["Chunk"]] = {}
+    """The chunks of a batch as one :class:`RecordBatch` per template and domain, in order of first appearance."""
+    # Compiled templates are shared between domains: group by both.
+    groups: dict[tuple[int, int], list["Chunk"]] = {}
     for chunk in chunks:
-        groups.setdefault(id(chunk.template), []).append(chunk)
+        groups.setdefault((id(chunk.template), chunk.domain.index), []).append(chunk)
     out = []
     for group in groups.values():
         first = group[0]

@@ -148,8 +148,6 @@ class Collector:
                 break
             if max_packets is not None and c.packets >= max_packets:
                 break
-            if idle_exit_s is not None and now - last_packet >= idle_exit_s:
-                break
             deadline = self.deadline()
             timeout = _POLL_S if deadline is None else min(_POLL_S, max(0.0, deadline - now))
             if max_seconds is not None:
@@ -162,6 +160,9 @@ class Collector:
                 last_packet = now
                 for data, exporter in got:
                     self.feed(data, exporter, now)
+            elif idle_exit_s is not None and now - last_packet >= idle_exit_s:
+                # Only an empty read counts as idle: a long scoring pass must not end the run.
+                break
             if self.due(now):
                 self.flush(now)
             if now >= next_expiry:

@@ -48,6 +48,8 @@ _SYN, _ACK = 0x02, 0x10
 _OWN = {a: b for a, b in PAIRS}
 _OTHER = frozenset(_OWN.values())
 _KEYED = (*KEY_COLUMNS, "L4_SRC_PORT", "L4_DST_PORT")
+# An odd 64-bit constant (the golden ratio's fraction) that spreads bits when multiplied.
+_MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
 @dataclass
@@ -133,12 +135,17 @@ class Stitcher:
         b = (cols["_DST_HI"], cols["_DST_LO"], cols["L4_DST_PORT"].astype("uint64"))
         a_first = (a[0] < b[0]) | ((a[0] == b[0]) & ((a[1] < b[1]) | ((a[1] == b[1]) & (a[2] < b[2]))))
         same = (a[0] == b[0]) & (a[1] == b[1]) & (a[2] == b[2])
-        key = pd.DataFrame({
-            "domain": cols[DOMAIN], "proto": cols.get("PROTOCOL", np.zeros(n, dtype="int64")),
-            **{f"lo{k}": np.where(a_first, a[k], b[k]) for k in range(3)},
-            **{f"hi{k}": np.where(a_first, b[k], a[k]) for k in range(3)},
-        })
-        gid = key.groupby(list(key.columns), sort=False).ngroup().to_numpy()
+        domain = cols[DOMAIN].astype("uint64")
+        proto = cols.get("PROTOCOL", np.zeros(n, dtype="int64")).astype("uint64")
+        parts = [domain, proto] + [np.where(a_first, a[k], b[k]) for k in range(3)]
+        parts += [np.where(a_first, b[k], a[k]) for k in range(3)]
+        # The conversation key hashed to 64 bits, so that grouping is one integer sort; pairs are
+        # checked field by field below, so a collision can cost a pairing but never make a wrong one.
+        key = np.zeros(n, dtype="uint64")
+        for part in parts:
+            key = (key ^ part) * _MIX
+            key ^= key >> np.uint64(31)
+        _, gid = np.unique(key, return_inverse=True)
         direction = np.where(same, 2, np.where(a_first, 0, 1))
         start = cols.get(START, np.zeros(n, dtype="int64"))
         order = np.lexsort((np.arange(n), start, direction, gid))
@@ -150,6 +157,10 @@ class Stitcher:
         right = pd.DataFrame({"g": g[d == 1], "r": rank[d == 1], "j": order[d == 1]})
         matched = left.merge(right, on=["g", "r"])
         i, j = matched["i"].to_numpy(), matched["j"].to_numpy()
+        same_conversation = (domain[i] == domain[j]) & (proto[i] == proto[j])
+        for k in range(3):
+            same_conversation &= (a[k][i] == b[k][j]) & (b[k][i] == a[k][j])
+        i, j = i[same_conversation], j[same_conversation]
         if START in cols and len(i):
             s, e = cols[START], cols[END]
             ok = (s[j] <= e[i] + self.gap_ms) & (s[i] <= e[j] + self.gap_ms)

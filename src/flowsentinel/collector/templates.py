@@ -37,7 +37,7 @@ import numpy as np
 
 from .elements import lookup, lookup_v9
 
-__all__ = ["VARLEN", "Field", "Slot", "Template", "TemplateError", "RecordError", "Domain", "V5_TEMPLATE"]
+__all__ = ["VARLEN", "Field", "Slot", "Template", "TemplateError", "RecordError", "Domain", "V5_TEMPLATE", "compiled"]
 
 #: Field length that announces a variable-length field (RFC 7011 section 7).
 VARLEN = 0xFFFF
@@ -179,6 +179,27 @@ class Template:
         if self._compact_length == 0:
             return np.zeros(n, dtype=self.dtype)
         return np.frombuffer(b"".join(parts), dtype=self.dtype, count=n)
+
+
+_COMPILED: dict[tuple, Template] = {}
+# Distinct templates kept compiled; exporters resend the same few over and over.
+_COMPILED_MAX = 4096
+
+
+def compiled(template_id: int, fields: tuple[Field, ...], version: int, scope_count: int = 0) -> Template:
+    """The :class:`Template` for these field specifiers, compiled once and shared.
+
+    Exporters resend their templates every few packets (softflowd every 16);
+    a resend returns the very object already installed, so refreshing costs
+    a dictionary lookup, not a compile.
+    """
+    key = (template_id, fields, version, scope_count)
+    template = _COMPILED.get(key)
+    if template is None:
+        if len(_COMPILED) >= _COMPILED_MAX:
+            _COMPILED.clear()
+        template = _COMPILED[key] = Template(template_id, fields, version=version, scope_count=scope_count)
+    return template
 
 
 # NetFlow v5's fixed 48-byte record, as v9 field types (Cisco's v5 export format).
