@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import struct
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+import pytest
 
-from flowsentinel.collector import Collector, CollectorConfig
-from flowsentinel.collector.elements import NTOP_PEN, REVERSE_PEN
-from tests.collector.packets import (
+pytest.importorskip("hypothesis", reason="the property test needs hypothesis (the test extra)")
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from flowsentinel.collector import Collector, CollectorConfig  # noqa: E402
+from flowsentinel.collector.elements import NTOP_PEN, REVERSE_PEN  # noqa: E402
+from tests.collector.packets import (  # noqa: E402
     SOFTFLOWD_V4,
     ip,
     ipfix,
@@ -29,7 +33,7 @@ from tests.collector.packets import (
     v5,
     v9,
 )
-from tests.collector.test_nprobe import v9_datagram as nprobe_v9
+from tests.collector.test_nprobe import v9_datagram as nprobe_v9  # noqa: E402
 
 EXAMPLES = 400
 PER_EXAMPLE = 12  # datagrams per example: 4,800 mutated or random datagrams in all

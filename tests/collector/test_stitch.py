@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from flowsentinel.collector import Collector, CollectorConfig
-from tests.collector.packets import SOFTFLOWD_V4, set_, softflowd_record, template_record, v9
+from tests.collector.packets import SOFTFLOWD_V4, ip, set_, softflowd_record, template_record, uint, v9
 
 EXPORTER = "192.0.2.10"
 TEMPLATE = set_(0, template_record(1024, SOFTFLOWD_V4, ipfix=False))
@@ -114,8 +114,6 @@ def test_icmp_request_and_reply_become_one_flow():
                                                    (4, 1)], ipfix=False))
 
     def rec(src, dst, t, icmp):
-        from tests.collector.packets import ip, uint
-
         return ip(src) + ip(dst) + uint(t, 4) + uint(t, 4) + uint(84, 4) + uint(1, 4) + uint(icmp, 2) + uint(1, 1)
 
     dg = v9([icmp_template, set_(1025, rec("10.0.0.1", "10.0.0.2", 500, 8 << 8) + rec("10.0.0.2", "10.0.0.1", 501, 0))],

@@ -48,7 +48,7 @@ from .templates import Domain, Template
 
 __all__ = [
     "PAIRS", "MIN_COLUMNS", "MAX_COLUMNS", "SUM_COLUMNS", "KEY_COLUMNS", "ARRIVAL", "DOMAIN",
-    "normalize", "is_one_way", "swap_sides", "to_frame", "template_flow_columns", "address_text",
+    "normalize", "is_one_way", "swap_sides", "to_frame", "to_frames", "concat_columns", "template_flow_columns", "address_text",
 ]
 
 #: (client-to-server, server-to-client) column pairs.
@@ -232,6 +232,25 @@ def to_frame(c: dict[str, np.ndarray]) -> pd.DataFrame:
     # Addresses stay Python strings (dtype object), as in metered frames, not pandas' string dtype.
     return pd.DataFrame({col: pd.Series(data[col], dtype=object) if col in _ADDRESS_TEXT.values() else data[col]
                          for col in ordered})
+
+
+def concat_columns(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Column dicts with the same keys, one after the other."""
+    if len(parts) == 1:
+        return parts[0]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def to_frames(parts: list[dict[str, np.ndarray]]) -> list[tuple[pd.DataFrame, np.ndarray]]:
+    """Flow columns from several sources as frames, one per column set, each with its flows' arrival times."""
+    groups: dict[tuple[str, ...], list[dict[str, np.ndarray]]] = {}
+    for cols in parts:
+        groups.setdefault(tuple(cols), []).append(cols)
+    out = []
+    for same in groups.values():
+        cols = concat_columns(same)
+        out.append((to_frame(cols), cols[ARRIVAL]))
+    return out
 
 
 def template_flow_columns(domain: Domain, template: Template) -> list[str]:

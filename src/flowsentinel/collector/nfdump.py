@@ -36,9 +36,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import FlowReadError
-from .flows import ARRIVAL, normalize, to_frame
+from .flows import normalize, to_frames
 from .records import IPV4_MAPPED, RecordBatch
-from .stitch import Stitcher, concat_columns
+from .stitch import Stitcher
 from .templates import Domain
 
 __all__ = ["NFDUMP_MAGIC", "is_nfcapd_file", "is_nfdump_csv", "nfdump_json_records", "read_nfdump",
@@ -251,10 +251,5 @@ def read_nfdump(path: str | os.PathLike, *, chunk_records: int = _CHUNK, stitch_
 
 
 def _frames(parts: list[dict[str, np.ndarray]]) -> Iterator[pd.DataFrame]:
-    groups: dict[tuple[str, ...], list[dict[str, np.ndarray]]] = {}
-    for cols in parts:
-        groups.setdefault(tuple(cols), []).append(cols)
-    for same in groups.values():
-        cols = concat_columns(same)
-        cols.pop(ARRIVAL, None)
-        yield to_frame(cols)
+    for frame, _ in to_frames(parts):
+        yield frame

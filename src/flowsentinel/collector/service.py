@@ -34,9 +34,9 @@ from .batching import MicroBatcher
 from .config import CollectorConfig
 from .counters import Counters
 from .decoder import Decoder
-from .flows import ARRIVAL, normalize, template_flow_columns, to_frame
+from .flows import normalize, template_flow_columns, to_frames
 from .records import records_from_chunks
-from .stitch import Stitcher, concat_columns
+from .stitch import Stitcher
 from .templates import Domain, Template
 
 __all__ = ["Collector", "FrameSink"]
@@ -110,14 +110,8 @@ class Collector:
         stitched, stats = self.stitcher.push(one_way, now, drain=drain)
         c.flows_stitched += stats.stitched
         c.flows_one_way += stats.one_way
-        groups: dict[tuple[str, ...], list[dict[str, np.ndarray]]] = {}
-        for cols in ready + stitched:
-            groups.setdefault(tuple(cols), []).append(cols)
-        frames, arrivals = [], []
-        for parts in groups.values():
-            cols = concat_columns(parts)
-            frames.append(to_frame(cols))
-            arrivals.append(cols[ARRIVAL])
+        made = to_frames(ready + stitched)
+        frames, arrivals = [f for f, _ in made], [a for _, a in made]
         c.flows += sum(len(f) for f in frames)
         return frames, arrivals
 

@@ -40,9 +40,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .flows import ARRIVAL, DOMAIN, DURATION, END, KEY_COLUMNS, MAX_COLUMNS, MIN_COLUMNS, PAIRS, START, SUM_COLUMNS
+from .flows import (ARRIVAL, DOMAIN, DURATION, END, KEY_COLUMNS, MAX_COLUMNS, MIN_COLUMNS, PAIRS, START, SUM_COLUMNS,
+                    concat_columns)
 
-__all__ = ["Stitcher", "StitchStats", "concat_columns", "take"]
+__all__ = ["Stitcher", "StitchStats", "take"]
 
 _SYN, _ACK = 0x02, 0x10
 _OWN = {a: b for a, b in PAIRS}
@@ -58,13 +59,6 @@ class StitchStats:
 
     stitched: int = 0
     one_way: int = 0
-
-
-def concat_columns(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Column dicts with the same keys, one after the other."""
-    if len(parts) == 1:
-        return parts[0]
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def take(cols: dict[str, np.ndarray], index: np.ndarray) -> dict[str, np.ndarray]:
