@@ -15,7 +15,8 @@ def ip(text: str) -> bytes:
 def v5(records: list[dict], *, uptime: int = 10_000, secs: int = EXPORT_SECS, seq: int = 0, sampling: int = 0,
        count: int | None = None) -> bytes:
     """A v5 datagram; each record: src, dst, sport, dport, proto, pkts, bytes, flags, first, last (uptime ms)."""
-    head = struct.pack("!HHIIIIBBH", 5, len(records) if count is None else count, uptime, secs, 0, seq, 0, 0, sampling)
+    n = len(records) if count is None else count
+    head = struct.pack("!HHIIIIBBH", 5, n, uptime, secs, 0, seq, 0, 0, sampling)
     body = b"".join(struct.pack("!4s4s4sHHIIIIHHBBBBHHBBH", ip(r["src"]), ip(r["dst"]), bytes(4), 0, 0, r["pkts"],
                                 r["bytes"], r["first"], r["last"], r["sport"], r["dport"], 0, r.get("flags", 0),
                                 r["proto"], 0, 0, 0, 0, 0, 0) for r in records)

@@ -21,18 +21,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from flowsentinel.collector import Collector, CollectorConfig  # noqa: E402
 from flowsentinel.collector.elements import NTOP_PEN, REVERSE_PEN  # noqa: E402
-from tests.collector.packets import (  # noqa: E402
-    SOFTFLOWD_V4,
-    ip,
-    ipfix,
-    options_template_record,
-    set_,
-    softflowd_record,
-    template_record,
-    uint,
-    v5,
-    v9,
-)
+from tests.collector import packets as p  # noqa: E402
 from tests.collector.test_nprobe import v9_datagram as nprobe_v9  # noqa: E402
 
 EXAMPLES = 400
@@ -40,19 +29,19 @@ PER_EXAMPLE = 12  # datagrams per example: 4,800 mutated or random datagrams in 
 
 
 def _seeds() -> list[bytes]:
-    recs = [softflowd_record("10.0.0.1", "10.0.0.2", 1000, 2000, 500, 4, 40000, 80, flags=0x1B),
-            softflowd_record("10.0.0.2", "10.0.0.1", 1001, 2001, 900, 3, 80, 40000, flags=0x12)]
-    v9_export = v9([set_(0, template_record(1024, SOFTFLOWD_V4, ipfix=False)), set_(1024, b"".join(recs))])
-    v5_export = v5([{"src": "10.0.0.1", "dst": "10.0.0.2", "sport": 1, "dport": 2, "proto": 6, "pkts": 3,
+    recs = [p.softflowd_record("10.0.0.1", "10.0.0.2", 1000, 2000, 500, 4, 40000, 80, flags=0x1B),
+            p.softflowd_record("10.0.0.2", "10.0.0.1", 1001, 2001, 900, 3, 80, 40000, flags=0x12)]
+    v9_export = p.v9([p.set_(0, p.template_record(1024, p.SOFTFLOWD_V4, ipfix=False)), p.set_(1024, b"".join(recs))])
+    v5_export = p.v5([{"src": "10.0.0.1", "dst": "10.0.0.2", "sport": 1, "dport": 2, "proto": 6, "pkts": 3,
                      "bytes": 180, "flags": 2, "first": 5, "last": 9}] * 3)
     fields = [(8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (1, 4), (2, 4), (6, 1), (22, 4), (21, 4),
               (1, 4, REVERSE_PEN), (2, 4, REVERSE_PEN), (118, 2, NTOP_PEN), (96, 0xFFFF)]
-    rec = (ip("10.0.0.1") + ip("10.0.0.2") + uint(1, 2) + uint(2, 2) + uint(6, 1) + uint(10, 4) + uint(1, 4)
-           + uint(2, 1) + uint(100, 4) + uint(200, 4) + uint(20, 4) + uint(2, 4) + uint(7, 2) + b"\x03abc")
-    opts = options_template_record(256, [(143, 4)], [(160, 8), (305, 4), (306, 4)], ipfix=True)
-    ipfix_export = ipfix([set_(2, template_record(300, fields, ipfix=True)), set_(3, opts),
-                          set_(256, uint(1, 4) + uint(1_600_000_000_000, 8) + uint(1, 4) + uint(1, 4)),
-                          set_(300, rec * 3)])
+    rec = (p.ip("10.0.0.1") + p.ip("10.0.0.2") + p.uint(1, 2) + p.uint(2, 2) + p.uint(6, 1) + p.uint(10, 4)
+           + p.uint(1, 4) + p.uint(2, 1) + p.uint(100, 4) + p.uint(200, 4) + p.uint(20, 4) + p.uint(2, 4) + p.uint(7, 2) + b"\x03abc")
+    opts = p.options_template_record(256, [(143, 4)], [(160, 8), (305, 4), (306, 4)], ipfix=True)
+    ipfix_export = p.ipfix([p.set_(2, p.template_record(300, fields, ipfix=True)), p.set_(3, opts),
+                          p.set_(256, p.uint(1, 4) + p.uint(1_600_000_000_000, 8) + p.uint(1, 4) + p.uint(1, 4)),
+                          p.set_(300, rec * 3)])
     return [v9_export, v5_export, ipfix_export, nprobe_v9()]
 
 
@@ -100,7 +89,8 @@ def test_mutated_datagrams_never_break_the_collector(datagrams, exporter):
     counters = c.counters
     # Every datagram is counted once: by its version, as an unknown version, or as too short to have one.
     by_version = counters.by_version[5] + counters.by_version[9] + counters.by_version[10]
-    assert counters.packets == len(datagrams) == by_version + counters.unknown_version + sum(len(d) < 2 for d in datagrams)
+    too_short = sum(len(d) < 2 for d in datagrams)
+    assert counters.packets == len(datagrams) == by_version + counters.unknown_version + too_short
     assert sum(len(f) for f in frames) == counters.flows
     for frame in frames:
         assert not frame.isna().any().any()

@@ -1,14 +1,17 @@
 """Counters of a collector run, and the kernel's drop counter of its socket.
 
-Every datagram the collector reads ends in exactly one place: decoded, held
-for a template, or counted as malformed (by reason) or of an unknown
-version. :meth:`Counters.line` is the one-line summary that the collector
-logs every ``stats_every_s`` and prints at the end.
+Every datagram the collector reads is counted under its version or as an
+unknown version; its sets are decoded, held for their template, or skipped
+and counted as malformed by reason. :meth:`Counters.line` is the one-line
+summary that the collector logs every ``stats_every_s`` and prints at the
+end.
 
 >>> c = Counters()
 >>> c.packets += 3; c.malformed["set_length"] += 1; c.records += 60
->>> c.line()
-'packets 3 (v5 0, v9 0, IPFIX 0), records 60, options records 0, held sets 0 (released 0, dropped 0), malformed 1 (set_length 1), unknown version 0, sequence gaps 0, kernel drops 0, flows 0 (stitched 0, one-way 0, biflow 0), scored 0, alerts 0'
+>>> c.line()[:52]
+'packets 3 (v5 0, v9 0, IPFIX 0), records 60, options'
+>>> "malformed 1 (set_length 1)" in c.line()
+True
 """
 
 from __future__ import annotations

@@ -47,8 +47,8 @@ from .records import RecordBatch, records_from_chunks
 from .templates import Domain, Template
 
 __all__ = [
-    "PAIRS", "MIN_COLUMNS", "MAX_COLUMNS", "SUM_COLUMNS", "KEY_COLUMNS", "ARRIVAL", "DOMAIN",
-    "normalize", "is_one_way", "swap_sides", "to_frame", "to_frames", "concat_columns", "template_flow_columns", "address_text",
+    "PAIRS", "MIN_COLUMNS", "MAX_COLUMNS", "SUM_COLUMNS", "KEY_COLUMNS", "ARRIVAL", "DOMAIN", "normalize",
+    "is_one_way", "swap_sides", "to_frame", "to_frames", "concat_columns", "template_flow_columns", "address_text",
 ]
 
 #: (client-to-server, server-to-client) column pairs.

@@ -19,7 +19,8 @@ __all__ = ["Scorer", "EXPORTER_CONFIG_HINT"]
 
 log = logging.getLogger(__name__)
 
-EXPORTER_CONFIG_HINT = "train a model on this exporter's columns (e.g. flowsentinel train --config configs/exporter.toml)"
+EXPORTER_CONFIG_HINT = ("train a model on this exporter's columns "
+                        "(e.g. flowsentinel train --config configs/exporter.toml)")
 
 
 class Scorer:

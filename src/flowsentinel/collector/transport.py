@@ -62,7 +62,7 @@ class UdpListener:
                         "raise it with sysctl or run with CAP_NET_ADMIN)", got, size)
 
     def receive(self, timeout: float, max_packets: int) -> list[tuple[bytes, str]]:
-        """Datagrams and their senders' addresses: waits up to ``timeout`` s for the first, then takes what is queued."""
+        """Datagrams and their senders' addresses: waits up to ``timeout`` s for one, then takes what is queued."""
         out: list[tuple[bytes, str]] = []
         if max_packets <= 0:
             return out
