@@ -116,6 +116,9 @@ class Template:
         for i, f in enumerate(self.fields):
             offsets.append(off)
             off += f.length if f.length != VARLEN else 0
+            if version == 9 and i < scope_count:
+                # v9 scope fields number what a record is about (1 system, 2 interface, ...), not elements.
+                continue
             el = lookup_v9(f.id) if version in (5, 9) else lookup(f.pen, f.id)
             if el is None or f.length == VARLEN:
                 continue
