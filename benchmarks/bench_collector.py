@@ -45,9 +45,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from flowsentinel.collector import Collector, CollectorConfig, Decoder  # noqa: E402
-from flowsentinel.collector.peers import EXPORTS, send_datagrams, softflowd_export  # noqa: E402
+from flowsentinel.collector.counters import udp_sockets  # noqa: E402
+from flowsentinel.collector.peers import EXPORTS, free_port, listening, send_datagrams, softflowd_export  # noqa: E402
 from flowsentinel.collector.records import records_from_chunks  # noqa: E402
-from flowsentinel.collector.transport import UdpListener  # noqa: E402
 from flowsentinel.paths import data_dir  # noqa: E402
 
 # The receiver child: listen, say where, collect until idle, report CPU seconds from "ready" to the end.
@@ -138,29 +138,17 @@ def loopback_collector(datagrams: list[bytes], model: Path | None, *, per_second
             proc.wait()
 
 
-def _udp_drops(port: int) -> int:
-    needle = f":{port:04X}"
-    with open("/proc/net/udp") as fh:
-        for line in list(fh)[1:]:
-            parts = line.split()
-            if parts[1].endswith(needle):
-                return int(parts[-1])
-    return 0
-
-
 def loopback_nfcapd(datagrams: list[bytes]) -> dict:
-    from flowsentinel.collector.peers import _free_port, _listening
-
     with tempfile.TemporaryDirectory() as tmp:
-        port = _free_port()
+        port = free_port()
         proc = subprocess.Popen(["nfcapd", "-p", str(port), "-b", "127.0.0.1", "-w", tmp, "-B", str(64 << 20)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
-        while not _listening(port) and time.monotonic() < deadline:
+        while not listening(port) and time.monotonic() < deadline:
             time.sleep(0.02)
         send_datagrams(datagrams, ("127.0.0.1", port), pace_every=32, pace_s=0.001)
         time.sleep(1.0)
-        drops = _udp_drops(port)
+        drops = sum(row.drops for row in udp_sockets() if row.port == port)
         proc.send_signal(signal.SIGTERM)
         _, _, usage = os.wait4(proc.pid, 0)
         proc.returncode = 0

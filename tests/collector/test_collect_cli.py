@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,19 +21,13 @@ from pathlib import Path
 import pytest
 
 from flowsentinel.collector import Collector
-from flowsentinel.collector.peers import EXPORTS, send_datagrams, softflowd_export
+from flowsentinel.collector.peers import EXPORTS, free_port, send_datagrams, softflowd_export
 from tests.collector.conftest import cli_env, needs
 
 # The shared port scan, SYN flood and ICMP sweep, and a benign web session capture.
 ATTACKS = ["ppa/ppa1e_portscan.pcap", "ppa/ppa1e_dosattack.pcap", "slips/test12-icmp-portscan.pcap"]
 BENIGN = "ppa/http_espn.pcapng"
 STARTUP_S = 300  # loading torch and the model on a busy 2-core machine
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class CollectProcess:

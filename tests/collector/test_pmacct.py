@@ -10,7 +10,7 @@ from flowsentinel.collector.peers import nfcapd_collect, pmacct_export
 from tests.collector.conftest import needs
 
 
-@pytest.mark.parametrize("version", [5, 9, 10])
+@pytest.mark.parametrize("version", [9, 10])
 def test_pmacct_export_decodes_as_nfdump_stores_it(version, pcaps):
     needs("pmacctd", "nfcapd", "nfdump")
     export = pmacct_export(pcaps / "ppa" / "http_espn.pcapng", version)

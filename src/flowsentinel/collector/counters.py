@@ -21,10 +21,11 @@ import os
 import socket
 from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Counters", "MALFORMED_REASONS", "kernel_drops"]
+__all__ = ["Counters", "MALFORMED_REASONS", "UdpSocketRow", "kernel_drops", "udp_sockets"]
 
 log = logging.getLogger(__name__)
 
@@ -117,24 +118,38 @@ class Counters:
         return out
 
 
-def kernel_drops(sock: socket.socket) -> int | None:
-    """The kernel's drop count for a UDP socket, from ``/proc/net/udp`` (or ``udp6``); ``None`` if not found.
+class UdpSocketRow(NamedTuple):
+    """One line of ``/proc/net/udp``: the local port, the socket's inode and its drop count."""
 
-    The last column of a socket's line counts datagrams the kernel dropped
-    because the receive buffer was full; the socket is found by its inode.
+    port: int
+    inode: int
+    drops: int
+
+
+def udp_sockets(family: int = socket.AF_INET) -> list[UdpSocketRow]:
+    """The UDP sockets the kernel lists in ``/proc/net/udp`` (``udp6`` for IPv6); empty where unreadable.
+
+    The last column of a line counts the datagrams the kernel dropped
+    because that socket's receive buffer was full.
     """
-    try:
-        inode = os.fstat(sock.fileno()).st_ino
-    except OSError:
-        return None
-    table = "/proc/net/udp6" if sock.family == socket.AF_INET6 else "/proc/net/udp"
+    table = "/proc/net/udp6" if family == socket.AF_INET6 else "/proc/net/udp"
+    rows = []
     try:
         with open(table) as fh:
             next(fh)
             for line in fh:
                 parts = line.split()
-                if len(parts) >= 13 and parts[9] == str(inode):
-                    return int(parts[-1])
+                if len(parts) >= 13:
+                    rows.append(UdpSocketRow(int(parts[1].rsplit(":", 1)[1], 16), int(parts[9]), int(parts[-1])))
     except (OSError, StopIteration, ValueError) as exc:
         log.debug("cannot read %s: %s", table, exc)
-    return None
+    return rows
+
+
+def kernel_drops(sock: socket.socket) -> int | None:
+    """The kernel's drop count for a UDP socket, found by its inode; ``None`` if not found."""
+    try:
+        inode = os.fstat(sock.fileno()).st_ino
+    except OSError:
+        return None
+    return next((row.drops for row in udp_sockets(sock.family) if row.inode == inode), None)

@@ -26,11 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import FlowReadError, MeterError
+from .counters import udp_sockets
 from .nfdump import nfdump_json_records
 from .transport import UdpListener
 
 __all__ = ["Export", "EXPORTS", "softflowd_export", "pmacct_export", "nfcapd_collect", "send_datagrams",
-           "tool_missing"]
+           "tool_missing", "free_port", "listening"]
 
 log = logging.getLogger(__name__)
 
@@ -139,16 +140,13 @@ def send_datagrams(datagrams: list[bytes], address: tuple[str, int], *, pace_eve
         tx.close()
 
 
-def _listening(port: int) -> bool:
-    needle = f":{port:04X} "
-    try:
-        with open("/proc/net/udp") as fh:
-            return any(needle in line.split(None, 2)[1] + " " for line in list(fh)[1:])
-    except OSError:
-        return False
+def listening(port: int) -> bool:
+    """Whether a UDP socket is bound to ``port`` (a peer that has started)."""
+    return any(row.port == port for row in udp_sockets())
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A UDP port on 127.0.0.1 that nothing is bound to now."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -164,13 +162,13 @@ def nfcapd_collect(datagrams: list[bytes], *, timeout: float = 60.0, keep_dir: s
     if exe is None:
         raise FlowReadError("nfcapd is not installed (Debian package nfdump)")
     with tempfile.TemporaryDirectory() as tmp:
-        port = _free_port()
+        port = free_port()
         proc = subprocess.Popen([exe, "-p", str(port), "-b", "127.0.0.1", "-w", tmp, "-B", str(8 << 20)],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 env=dict(os.environ, TZ="UTC"))
         try:
             deadline = time.monotonic() + min(timeout, 10.0)
-            while not _listening(port):
+            while not listening(port):
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise FlowReadError(f"nfcapd did not start listening on 127.0.0.1:{port}")
                 time.sleep(0.02)
