@@ -133,9 +133,7 @@ class Decoder:
         timeout = self.config.template_timeout_s
         for dom in self.domains.values():
             for tid in [t for t, seen in dom.refreshed.items() if now - seen > timeout]:
-                del dom.templates[tid]
-                del dom.refreshed[tid]
-                dom.checked.discard(tid)
+                self._forget(dom, tid)
                 self.counters.templates_expired += 1
         for key in list(self._held):
             queue = self._held[key]
@@ -296,7 +294,6 @@ class Decoder:
             return
         if old is not None:
             c.templates_changed += 1
-            dom.checked.discard(tid)
         if template.is_options:
             c.options_templates += 1
         else:
@@ -328,18 +325,19 @@ class Decoder:
         else:
             raise TemplateError("template_id")
         for t in gone:
-            del dom.templates[t]
-            dom.refreshed.pop(t, None)
-            dom.checked.discard(t)
+            self._forget(dom, t)
             self.counters.templates_withdrawn += 1
+
+    @staticmethod
+    def _forget(dom: Domain, tid: int) -> None:
+        dom.templates.pop(tid, None)
+        dom.refreshed.pop(tid, None)
 
     def _data(self, data: bytes, off: int, end: int, dom: Domain, tid: int, export_ms: int, uptime: int,
               now: float) -> None:
         template = dom.templates.get(tid)
         if template is not None and now - dom.refreshed[tid] > self.config.template_timeout_s:
-            del dom.templates[tid]
-            del dom.refreshed[tid]
-            dom.checked.discard(tid)
+            self._forget(dom, tid)
             self.counters.templates_expired += 1
             template = None
         if template is None:

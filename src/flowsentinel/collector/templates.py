@@ -230,8 +230,6 @@ class Domain:
     #: Rates declared per sampler/selector id.
     sampler_rates: dict[int, float] = field(default_factory=dict)
     next_sequence: int | None = None
-    #: Templates whose columns the collector has already checked against the model.
-    checked: set[int] = field(default_factory=set)
 
     @property
     def label(self) -> str:
