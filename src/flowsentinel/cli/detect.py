@@ -17,7 +17,8 @@ HELP = "score flows (a flow file, a capture or an interface) and write verdicts"
 
 
 def add_arguments(d: argparse.ArgumentParser) -> None:
-    d.add_argument("input", nargs="?", help="flow file (CSV, CSV.gz, Parquet) or capture (pcap, pcapng)")
+    d.add_argument("input", nargs="?",
+                   help="flow file (CSV, CSV.gz, Parquet), capture (pcap, pcapng) or nfdump file (nfcapd, nfdump -o csv)")
     d.add_argument("--interface", "-i", help="meter and score a live interface")
     d.add_argument("--model-dir", default=DEFAULT_MODEL_DIR)
     d.add_argument("--output", "-o", help="default: standard output")
@@ -72,6 +73,12 @@ def writer_options(args: argparse.Namespace, detector) -> dict:
         options["explainer"] = partial(explain_flows, detector)
     return options
 
+def is_nfdump(path: str) -> bool:
+    """An nfcapd archive file or the CSV that ``nfdump -o csv`` writes."""
+    from ..collector.nfdump import is_nfcapd_file, is_nfdump_csv
+
+    return is_nfcapd_file(path) or is_nfdump_csv(path)
+
 
 def run(args: argparse.Namespace) -> int:
     from ..io.alerts import AlertWriter
@@ -101,6 +108,13 @@ def run(args: argparse.Namespace) -> int:
                 frames = [pd.concat(list(meter_run), ignore_index=True)]
             summary = detect_frames(detector, frames, writer, where=args.input or args.interface, progress=progress)
             print(f"metering: {meter_run.stats.summary()}", file=sys.stderr)
+        elif is_nfdump(args.input):
+            from ..collector.nfdump import read_nfdump
+
+            name, version = model_identity(detector)
+            writer = AlertWriter(out, args.format, model_name=name, model_version=version, only_alerts=args.alerts_only,
+                                 threshold=detector.threshold_, **options)
+            summary = detect_frames(detector, read_nfdump(args.input), writer, where=args.input, progress=progress)
         else:
             summary = detect_file(detector, args.input, out, args.format, only_alerts=args.alerts_only,
                                   progress=progress, **options)
