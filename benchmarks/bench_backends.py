@@ -49,6 +49,13 @@ from flowsentinel.training.experiment import DEFAULT_SAMPLE, load_dataset  # noq
 log = logging.getLogger("bench_backends")
 
 
+def load_model_in_mindspore(path):
+    """A saved model, scored by MindSpore's compiled network."""
+    from flowsentinel.persistence import load_model
+
+    return load_model(path, backend="mindspore")
+
+
 def load_flows(rows: int, seed: int) -> tuple[pd.DataFrame, str]:
     path = data_file(DEFAULT_SAMPLE)
     if path is None:
@@ -114,8 +121,8 @@ def main() -> int:
     reference = fitted["torch"].predict_proba(test)
     with tempfile.TemporaryDirectory() as tmp:
         path = save_model(fitted["torch"], Path(tmp) / "model")
-        ported = msb.load_mindspore_model(path)
-        native = msb.load_mindspore_model(path)
+        ported = load_model_in_mindspore(path)
+        native = load_model_in_mindspore(path)
     arch = native.manifest_["state"]["architecture"]
     native.network_ = msb.network_classes().MindSporeCNNBiLSTMNet(
         arch["n_inputs"], arch["n_classes"], conv="native", lstm="native", **native.network_kwargs())

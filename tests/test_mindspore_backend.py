@@ -22,7 +22,6 @@ from flowsentinel.backends.mindspore import (  # noqa: E402
     MindSporeEngine,
     canonical_state,
     load_canonical_state,
-    load_mindspore_model,
     make_forward,
     mindspore_layout_to_torch,
     network_classes,
@@ -35,6 +34,13 @@ from flowsentinel.models.networks import CNNBiLSTMNet  # noqa: E402
 from flowsentinel.persistence import load_model, save_model  # noqa: E402
 
 PARITY_ATOL = 1e-5
+
+
+def load_model_in_mindspore(path):
+    """A saved model, scored by MindSpore's compiled network."""
+    from flowsentinel.persistence import load_model
+
+    return load_model(path, backend="mindspore")
 FAST = {"max_epochs": 1, "batch_size": 256, "verbose": False}
 
 
@@ -121,7 +127,7 @@ def torch_models(sample_frame, tmp_path_factory):
 def test_parity_on_real_flows(torch_models, mode, sample_frame):
     """Same weights, same class probabilities: PyTorch-trained, scored in both backends."""
     torch_det, path = torch_models(mode)
-    ms_det = load_mindspore_model(path)
+    ms_det = load_model_in_mindspore(path)
     assert isinstance(ms_det.engine_, MindSporeEngine) and ms_det.mode == torch_det.mode
     assert ms_det.network_kwargs() == torch_det.network_kwargs()
     assert list(ms_det.classes_) == list(torch_det.classes_) and ms_det.threshold_ == torch_det.threshold_
@@ -184,7 +190,7 @@ def test_mindspore_model_loads_in_torch_and_back(ms_trained, small_synthetic, tm
     assert type(torch_det.engine_).__name__ == "TorchEngine"
     assert np.abs(torch_det.predict_proba(small_synthetic) - expected).max() <= PARITY_ATOL
 
-    again = load_mindspore_model(path)
+    again = load_model_in_mindspore(path)
     assert np.abs(again.predict_proba(small_synthetic) - expected).max() <= PARITY_ATOL
 
 
@@ -255,7 +261,7 @@ def test_only_cnn_bilstm_models_load_in_mindspore(small_synthetic, tmp_path):
     dnn = preset("dnn", max_epochs=1, verbose=False).fit(small_synthetic)
     path = save_model(dnn, tmp_path / "model")
     with pytest.raises(ConfigError, match="cnn-bilstm network only"):
-        load_mindspore_model(path)
+        load_model_in_mindspore(path)
     with pytest.raises(ConfigError, match="cnn-bilstm network only"):
         preset("dnn", backend="mindspore", max_epochs=1, verbose=False).fit(small_synthetic)
 

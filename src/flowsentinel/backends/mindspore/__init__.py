@@ -6,8 +6,8 @@ only when a model is built, trained or loaded here; without it those raise
 :class:`MindSporeUnavailableError` saying what to install.
 
 ``DeepDetector(network="cnn-bilstm", backend="mindspore")`` trains in
-MindSpore; ``load_model(dir, backend="mindspore")`` (or
-:func:`load_mindspore_model`) scores any CNN-BiLSTM model in MindSpore,
+MindSpore; :func:`flowsentinel.persistence.load_model` with
+``backend="mindspore"`` scores any CNN-BiLSTM model in MindSpore,
 whichever framework trained it. What is shared with the PyTorch backend:
 
 * the estimator: parameters, labels, preprocessing, windowing, class
@@ -29,8 +29,6 @@ and out, compiled steps, the trainer, the backend and the engine).
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from .cells import INSTALL_HINT, MindSporeUnavailableError, mindspore_module, network_classes
 from .engine import (
@@ -55,7 +53,6 @@ __all__ = [
     "canonical_state",
     "copy_into",
     "load_canonical_state",
-    "load_mindspore_model",
     "make_forward",
     "make_train_step",
     "mindspore_layout_to_torch",
@@ -64,16 +61,3 @@ __all__ = [
     "predict_logits",
     "torch_layout_to_mindspore",
 ]
-
-
-def load_mindspore_model(directory: str | Path, num_threads: int | None = None):
-    """Load a CNN-BiLSTM model directory (trained with either backend) to score in MindSpore.
-
-    The directory is read and checked by :func:`flowsentinel.persistence.load_model`
-    (digests, preprocessing, classes, threshold, weights against the
-    architecture); the weights are copied, exactly, into the MindSpore network.
-    """
-    from ...persistence import load_model
-
-    mindspore_module(num_threads)
-    return load_model(directory, backend="mindspore")
