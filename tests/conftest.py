@@ -38,6 +38,30 @@ def sample_slice(sample_path, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def real_data() -> bool:
+    """Whether the shared NF-BoT-IoT-v2 sample is there (tests that always run adapt to it)."""
+    return (data_root() / SAMPLE).exists()
+
+
+@pytest.fixture(scope="session")
+def cli_slice(real_data, tmp_path_factory) -> Path:
+    """6,000 flows for the end-to-end tests that must run everywhere: the first rows of the
+    real sample where the shared data is, else generated flows (marked SYNTHETIC)."""
+    out = tmp_path_factory.mktemp("cli-slice") / "slice.csv.gz"
+    if real_data:
+        with gzip.open(data_root() / SAMPLE, "rt") as src, gzip.open(out, "wt") as dst:
+            for i, line in enumerate(src):
+                if i > 6000:
+                    break
+                dst.write(line)
+    else:
+        from flowsentinel.synthetic import generate_flows
+
+        generate_flows(6000, random_state=3).to_csv(out, index=False)
+    return out
+
+
+@pytest.fixture(scope="session")
 def sample_frame(sample_slice):
     from flowsentinel.io.readers import ReadConfig, read_flows
 

@@ -1,4 +1,5 @@
-"""The command line end to end on a small slice of the real NF-BoT-IoT-v2 sample."""
+"""The command line end to end on a small slice of the real NF-BoT-IoT-v2 sample (generated flows where
+the shared data is absent: these tests run everywhere)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,9 @@ from flowsentinel.persistence import load_model
 
 
 @pytest.fixture(scope="module")
-def trained(sample_slice, tmp_path_factory):
+def trained(cli_slice, tmp_path_factory):
     out = tmp_path_factory.mktemp("cli")
-    code = main(["-q", "train", "--data", str(sample_slice), "--model-dir", str(out / "model"),
+    code = main(["-q", "train", "--data", str(cli_slice), "--model-dir", str(out / "model"),
                  "--epochs", "2", "--set", "model.batch_size=256"])
     assert code == 0
     return out
@@ -30,7 +31,7 @@ def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "flowsentinel.cli", *args], capture_output=True, text=True, timeout=300)
 
 
-def test_train_writes_model_and_report(trained):
+def test_train_writes_model_and_report(trained, real_data):
     model = trained / "model"
     assert (model / "manifest.json").exists() and (model / "weights.safetensors").exists()
     report = model / "report"
@@ -39,11 +40,11 @@ def test_train_writes_model_and_report(trained):
     metrics = json.loads((report / "metrics.json").read_text())
     assert set(REQUIRED_KEYS) <= set(metrics)
     assert "extratrees" in metrics["references"]
-    assert metrics["protocol"] == "paper" and metrics["synthetic"] is False
+    assert metrics["protocol"] == "paper" and metrics["synthetic"] is (not real_data)
 
 
-def test_evaluate_writes_metrics_json(trained, sample_slice):
-    code = main(["-q", "evaluate", "--model-dir", str(trained / "model"), "--data", str(sample_slice),
+def test_evaluate_writes_metrics_json(trained, cli_slice):
+    code = main(["-q", "evaluate", "--model-dir", str(trained / "model"), "--data", str(cli_slice),
                  "--report-dir", str(trained / "eval")])
     assert code == 0
     metrics = json.loads((trained / "eval" / "metrics.json").read_text())
@@ -53,12 +54,12 @@ def test_evaluate_writes_metrics_json(trained, sample_slice):
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
-def test_detect_scores_match_the_saved_model(trained, sample_slice, fmt):
+def test_detect_scores_match_the_saved_model(trained, cli_slice, fmt):
     out = trained / f"alerts.{fmt}"
-    code = main(["-q", "detect", str(sample_slice), "--model-dir", str(trained / "model"), "--output", str(out),
+    code = main(["-q", "detect", str(cli_slice), "--model-dir", str(trained / "model"), "--output", str(out),
                  "--format", fmt, "--no-progress", "--no-suppress"])
     assert code == 0
-    flows, _ = read_flows(sample_slice)
+    flows, _ = read_flows(cli_slice)
     expected = load_model(trained / "model").decision_function(flows)
     if fmt == "jsonl":
         records = [json.loads(line) for line in out.read_text().splitlines()]
@@ -84,17 +85,17 @@ def test_info_describes_the_model(trained, capsys):
     assert "files and the decision fields match" in text
 
 
-def test_user_mistakes_exit_2_with_one_line_and_no_traceback(trained, tmp_path, sample_slice, capsys):
+def test_user_mistakes_exit_2_with_one_line_and_no_traceback(trained, tmp_path, cli_slice, capsys):
     bad_flows = tmp_path / "bad.csv"
     bad_flows.write_text("a,b\n1,2\n")
     cases = [
         ["detect", str(tmp_path / "absent.csv"), "--model-dir", str(trained / "model")],
         ["detect", str(bad_flows), "--model-dir", str(trained / "model")],
-        ["detect", str(sample_slice), "--model-dir", str(tmp_path / "no-model")],
-        ["train", "--data", str(sample_slice), "--set", "model.nonsense=1", "--model-dir", str(tmp_path / "m")],
-        ["train", "--data", str(sample_slice), "--set", "broken", "--model-dir", str(tmp_path / "m")],
-        ["train", "--data", str(sample_slice), "--set", "model.target_far=None", "--model-dir", str(tmp_path / "m")],
-        ["train", "--data", str(sample_slice), "--set", "model.monitor='recall'", "--model-dir", str(tmp_path / "m")],
+        ["detect", str(cli_slice), "--model-dir", str(tmp_path / "no-model")],
+        ["train", "--data", str(cli_slice), "--set", "model.nonsense=1", "--model-dir", str(tmp_path / "m")],
+        ["train", "--data", str(cli_slice), "--set", "broken", "--model-dir", str(tmp_path / "m")],
+        ["train", "--data", str(cli_slice), "--set", "model.target_far=None", "--model-dir", str(tmp_path / "m")],
+        ["train", "--data", str(cli_slice), "--set", "model.monitor='recall'", "--model-dir", str(tmp_path / "m")],
         ["evaluate", "--model-dir", str(trained / "model"), "--data", str(bad_flows)],
     ]
     for args in cases:
@@ -112,9 +113,9 @@ def test_user_mistakes_exit_2_with_one_line_and_no_traceback(trained, tmp_path, 
     assert proc.stderr.strip().splitlines()[-1].startswith("flowsentinel: error:")
 
 
-def test_detect_on_flows_missing_a_model_column_names_it(trained, sample_frame, tmp_path, capsys):
+def test_detect_on_flows_missing_a_model_column_names_it(trained, cli_slice, tmp_path, capsys):
     path = tmp_path / "partial.csv"
-    sample_frame.drop(columns=["TCP_WIN_MAX_IN"]).iloc[:10].to_csv(path, index=False)
+    read_flows(cli_slice)[0].drop(columns=["TCP_WIN_MAX_IN"]).iloc[:10].to_csv(path, index=False)
     assert main(["-q", "detect", str(path), "--model-dir", str(trained / "model")]) == 2
     assert "TCP_WIN_MAX_IN" in capsys.readouterr().err
 
