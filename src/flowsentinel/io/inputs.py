@@ -51,6 +51,7 @@ __all__ = [
     "LongLine",
     "CutLine",
     "FlowText",
+    "UTF8_BOM",
 ]
 
 log = logging.getLogger(__name__)
@@ -424,8 +425,17 @@ class FlowText:
             raise FlowReadError(f"{self.path}: line 1 (the header) is not UTF-8 text (byte {exc.start + 1}): "
                                 "save the file as UTF-8 CSV") from None
         if not text.strip():
+            if self._rest or self.position > len(line) + 1:
+                raise FlowReadError(f"{self.path}: line 1 is blank; a flow file starts with a header line of "
+                                    "NetFlow column names")
             raise FlowReadError(f"{self.path}: empty file, expected a header line of NetFlow column names")
-        return [c.strip() for c in next(csv.reader([text]))]
+        if "\r" in text:
+            raise FlowReadError(f"{self.path}: line 1 (the header) holds a carriage return; lines must end "
+                                "with LF or CRLF (a file with CR-only line ends must be converted)")
+        try:
+            return [c.strip() for c in next(csv.reader([text]))]
+        except csv.Error as exc:
+            raise FlowReadError(f"{self.path}: line 1 (the header) cannot be read as CSV: {exc}") from None
 
     def blocks(self, block_bytes: int) -> Iterator[Block | LongLine | CutLine]:
         """Yield the lines after the header as :class:`Block` objects, in order.

@@ -37,6 +37,7 @@ import hashlib
 import logging
 import os
 import re
+import stat
 import threading
 from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -58,7 +59,7 @@ from ..schema import (
     get_schema,
 )
 from .checks import REASONS, check_table, type_problem, value_text
-from .inputs import Block, CutLine, FlowText, LongLine, classify, name_format, open_regular
+from .inputs import UTF8_BOM, Block, CutLine, FlowText, LongLine, classify, name_format, open_regular
 
 __all__ = ["FlowReadError", "ReadConfig", "ReadReport", "FlowReader", "read_flows", "read_header", "rejects_name"]
 
@@ -118,8 +119,9 @@ class ReadReport:
     """What happened while reading one file.
 
     ``n_rows == n_accepted + n_rejected`` at every chunk boundary and at the end.
-    ``complete`` is true once the file was read to its end; ``stopped`` says why
-    it was not (with line and byte offsets) when the reading had to stop early.
+    ``complete`` is true once the file was read to its end (false while
+    reading, when the caller stopped early, or when the file could not be read
+    to its end); ``stopped`` says why it could not, with line and byte offsets.
     ``lost`` lists byte ranges of the text that were skipped unread (lines
     longer than a block), each also counted as a rejected row. ``warnings``
     counts problems in columns that were not required (the rows were kept).
@@ -221,6 +223,8 @@ def _state_dir() -> Path:
 
 def _is_rejects_file(path: Path) -> bool:
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
         with open(path, newline="", encoding="utf-8", errors="replace") as fh:
             return next(csv.reader([fh.readline(4096)]), []) == REJECTS_HEADER
     except OSError:
@@ -390,9 +394,10 @@ class FlowReader:
             report.reasons = dict(rejects.reasons)
             report.rejects_path = str(rejects.path) if rejects.n else None
             report.warnings = dict(warnings)
-            if rejects.n or warnings:
+            raising = report.stopped and not self.config.allow_partial
+            if (rejects.n or warnings) and not raising:  # a raised error says it all, once
                 log.warning("%s", report.summary())
-            if report.stopped and self.config.allow_partial:
+            if report.stopped and not raising:
                 log.error("%s", report.stopped)
 
     def _nullable_ints(self) -> tuple[str, ...]:
@@ -471,14 +476,14 @@ class FlowReader:
                 rejects.add(item.line, "", "cut short", f"{len(item.data):,} bytes",
                             item.data[:1000].decode("utf-8", "backslashreplace"))
         else:
-            parsed = item.result()
-            report.n_rows += parsed.n_records
-            if parsed.checked is not None:
-                yield self._accept(parsed.checked, parsed.columns, parsed.lines, parsed.text_of,
-                                   rejects, warnings, parsed.structural)
-            else:
-                for line, reason, value, row_text in parsed.structural:
-                    rejects.add(line, "", reason, value, row_text)
+            for parsed in item.result():
+                report.n_rows += parsed.n_records
+                if parsed.checked is not None:
+                    yield self._accept(parsed.checked, parsed.columns, parsed.lines, parsed.text_of,
+                                       rejects, warnings, parsed.structural)
+                else:
+                    for line, reason, value, row_text in parsed.structural:
+                        rejects.add(line, "", reason, value, row_text)
 
     # ---- Parquet ---------------------------------------------------------------------------
 
@@ -585,10 +590,13 @@ def _rechunk(tables, rows: int, nullable_ints: tuple[str, ...]) -> Iterator[pd.D
 
 
 def _to_pandas(table, nullable_ints: tuple[str, ...]) -> pd.DataFrame:
+    import pyarrow as pa
+
     frame = table.to_pandas()
     for name in nullable_ints:
         if name in frame.columns and table.column(name).null_count:
-            frame[name] = pd.array(table.column(name).to_pylist(), dtype="Int64")
+            # pandas would make an int64 column with nulls float64.
+            frame[name] = table.column(name).to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
     return frame
 
 
@@ -655,8 +663,29 @@ class _BlockParser:
         self.types = {c: typed.get(roles[c][0], pa.string()) for c in kept}
         self._lock = threading.Lock()  # blocks are parsed on several threads; the types are shared
 
-    def parse(self, block: Block) -> _Parsed:
-        """Parse and check one block (safe to call from several threads at once)."""
+    def parse(self, block: Block) -> list[_Parsed]:
+        """Parse and check one block, in parts when it has lines that are not UTF-8 (thread-safe).
+
+        Arrow hands a badly formed line to the row handler as text, and fails
+        on one that is not UTF-8; such lines are parsed on their own, one by one.
+        """
+        bad = _non_utf8_lines(block.data)
+        if not bad:
+            return [self._parse_block(block)]
+        parts, pos, line = [], 0, block.first_line
+        for start, end in bad + [(len(block.data), len(block.data))]:
+            if start > pos:
+                part = _sub_block(block, pos, start, line)
+                parts.append(self._parse_block(part))
+                line += part.n_lines
+            if end > start:
+                part = _sub_block(block, start, end, line)
+                parts.append(self._parse_lines(part))
+                line += part.n_lines
+            pos = end
+        return parts
+
+    def _parse_block(self, block: Block) -> _Parsed:
         import pyarrow as pa
 
         data = block.data
@@ -713,6 +742,9 @@ class _BlockParser:
             invalid.append((row.number, row.actual_columns, row.text))
             return "skip"
 
+        if data.startswith(UTF8_BOM):
+            # Arrow drops a byte-order mark at the start of its input; here it belongs to a value.
+            data = b"\n" + data
         return pacsv.read_csv(
             pa.py_buffer(data),
             read_options=pacsv.ReadOptions(use_threads=False, column_names=self.names, block_size=len(data) + 1),
@@ -777,6 +809,34 @@ class _BlockParser:
         checked = check_table(columns, self.roles, len(fields))
         return _Parsed(len(fields) + len(structural), structural, checked, columns,
                        np.asarray(lines, dtype=np.int64), lambda i: texts[i])
+
+
+def _non_utf8_lines(data: bytes) -> list[tuple[int, int]]:
+    """Byte spans of the lines of ``data`` that are not valid UTF-8 (none, usually: one fast check)."""
+    try:
+        data.decode("utf-8")
+        return []
+    except UnicodeDecodeError as exc:
+        first = data.rfind(b"\n", 0, exc.start) + 1
+    spans = []
+    start = first
+    while start < len(data):
+        end = data.find(b"\n", start)
+        end = len(data) if end < 0 else end + 1
+        try:
+            data[start:end].decode("utf-8")
+        except UnicodeDecodeError:
+            if spans and spans[-1][1] == start:
+                spans[-1] = (spans[-1][0], end)
+            else:
+                spans.append((start, end))
+        start = end
+    return spans
+
+
+def _sub_block(block: Block, start: int, end: int, first_line: int) -> Block:
+    data = block.data[start:end]
+    return Block(data, first_line, data.count(b"\n") + (0 if data.endswith(b"\n") else 1), block.start + start)
 
 
 def _record_lines(block: Block, n_records: int, quoted: bool, *, need_spans: bool):
