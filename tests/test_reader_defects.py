@@ -141,6 +141,13 @@ def test_d4_values_beyond_int64_are_rejected_not_wrapped(tmp_path, value):
     assert rej["line"] == "3" and rej["column"] == "L4_DST_PORT" and rej["value"] == value
 
 
+@pytest.mark.parametrize("value", ["0x10", "0X7fffffffffffffff", "1_000", "\u0661"])
+def test_hexadecimal_and_other_spellings_are_not_numbers(tmp_path, value):
+    # Arrow's own int64 parse would read "0x10" as 16.
+    frame, report = read_flows(v1_file(tmp_path / "hex.csv", [GOOD_V1[:1] + [value] + GOOD_V1[2:], GOOD_V1]))
+    assert len(frame) == 1 and report.reasons == {"not a number": 1}
+
+
 @pytest.mark.parametrize("value,exact", [
     ("9223372036854775807", 2**63 - 1), ("9007199254740993", 2**53 + 1), ("1e18", 10**18),
     ("4294967295.0", 2**32 - 1), ("+5", 5), (" 7 ", 7), ("0005", 5), ("12345678901234567.0", 12345678901234567),

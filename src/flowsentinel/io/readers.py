@@ -423,7 +423,7 @@ class FlowReader:
             rejects.add(*entry)
         warnings.update(checked.warnings)
         n_ok = int(accepted.sum())
-        columns = {c: v for c, v in checked.values.items()}
+        columns = dict(checked.values)
         if self.config.line_column:
             columns[self.config.line_column] = pa.array(lines, pa.int64())
         table = pa.table(columns)
@@ -436,7 +436,8 @@ class FlowReader:
 
     def _iter_csv(self, rejects: _Rejects, warnings: Counter):
         config = self.config
-        parser = _BlockParser(self.columns, self._kept_columns(), self._roles(), where=str(self.path))
+        parser = _BlockParser(self.columns, self._kept_columns(), self._roles(), where=str(self.path),
+                              need_lines=bool(config.line_column))
         workers = min(4, os.cpu_count() or 1) if config.threads else 1
         report = self.report
         with FlowText(self.path) as text, _Pool(workers) as pool:
@@ -628,6 +629,7 @@ class _Pool:
 
 
 _COLUMN_NUMBER = re.compile(r"In CSV column #(\d+)")
+_HEX = re.compile(rb"0[xX]")
 # Typed parses of one block that may fail (each naming a column to parse as
 # bytes) before every column is parsed as bytes.
 _TYPED_ATTEMPTS = 3
@@ -652,9 +654,11 @@ class _BlockParser:
     next blocks start from the new types.
     """
 
-    def __init__(self, names: list[str], kept: list[str], roles: dict[str, tuple[str, bool]], *, where: str):
+    def __init__(self, names: list[str], kept: list[str], roles: dict[str, tuple[str, bool]], *, where: str,
+                 need_lines: bool):
         import pyarrow as pa
 
+        self.need_lines = need_lines  # every accepted row gets its line number (else only rejects do)
         self.names = names
         self.kept = kept
         self.roles = roles
@@ -696,6 +700,10 @@ class _BlockParser:
         table = None
         with self._lock:
             types = dict(self.types)
+        if _HEX.search(data):
+            # Arrow's int64 parse reads "0x1f" as 31 (and wraps past 2**63): such text is not a
+            # decimal counter, so integers of this block are parsed as bytes and checked here.
+            types = {c: pa.binary() if t == pa.int64() else t for c, t in types.items()}
         for attempt in range(len(self.kept) + 2):
             invalid = []
             try:
@@ -710,11 +718,15 @@ class _BlockParser:
         if table is None:
             return self._parse_lines(block)
         n_records = table.num_rows + len(invalid)
+        if any(number is None or not 0 < number <= n_records for number, _, _ in invalid):
+            return self._parse_lines(block)
+        columns = {c: table.column(c) for c in self.kept}
+        checked = check_table(columns, self.roles, table.num_rows)
+        if not (invalid or self.need_lines or (checked.codes != 0).any()):
+            return _Parsed(n_records, [], checked, columns)  # no line number is asked for
         record_lines, spans = _record_lines(block, n_records, quoted, need_spans=bool(invalid))
         valid = np.ones(n_records, dtype=bool)
         structural = []
-        if any(number is None or not 0 < number <= n_records for number, _, _ in invalid):
-            return self._parse_lines(block)
         for number, actual, row_text in invalid:
             k = number - 1
             valid[k] = False
@@ -722,8 +734,6 @@ class _BlockParser:
             structural.append((int(record_lines[k]), reason, f"{actual} of {len(self.names)} fields", row_text))
         valid_idx = np.flatnonzero(valid)
         lines = record_lines[valid_idx]
-        columns = {c: table.column(c) for c in self.kept}
-        checked = check_table(columns, self.roles, table.num_rows)
 
         def text_of(i: int) -> str:
             nonlocal spans
@@ -813,6 +823,8 @@ class _BlockParser:
 
 def _non_utf8_lines(data: bytes) -> list[tuple[int, int]]:
     """Byte spans of the lines of ``data`` that are not valid UTF-8 (none, usually: one fast check)."""
+    if data.isascii():
+        return []
     try:
         data.decode("utf-8")
         return []
