@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 __all__ = ["REASONS", "KINDS", "Converted", "Checked", "convert", "check_table", "parse_number", "type_problem",
-           "value_text"]
+           "value_text", "as_text"]
 
 #: What can be wrong with one value; a code is an index into this tuple.
 REASONS = (
@@ -69,6 +69,7 @@ class Converted:
 
     values: pa.Array | pa.ChunkedArray
     codes: np.ndarray | None = None  # uint8 per row; None when every value is fine
+    plain: bool = False  # text whose every value Arrow's typed CSV parse would have taken as is
 
 
 def parse_number(text: str, kind: str) -> tuple[int | float | None, int]:
@@ -187,17 +188,18 @@ def _decode(arr) -> tuple[pa.Array, np.ndarray | None]:
 def _from_text(text, kind: str, bad_utf8: np.ndarray | None) -> Converted:
     n = len(text)
     if kind == "raw":
-        out = Converted(text)
+        out = Converted(text, plain=True)
     elif kind in _NUMERIC:
         out = _parse_numbers(text, kind)
     else:
         text = pc.utf8_trim_whitespace(text)
         if kind == "text":
-            out = Converted(text)
+            out = Converted(text, plain=True)
         elif kind == "name":
             empty = pc.fill_null(pc.equal(pc.utf8_length(text), 0), True)
-            out = Converted(text, _codes_where(empty, MISSING, n))
+            out = Converted(text, _codes_where(empty, MISSING, n), plain=True)
     if bad_utf8 is not None and bad_utf8.any():
+        out.plain = False
         codes = out.codes if out.codes is not None else np.zeros(n, dtype=np.uint8)
         codes[bad_utf8] = BAD_UTF8
         out.codes = codes
@@ -229,7 +231,9 @@ def _parse_numbers(text, kind: str) -> Converted:
             text = pc.utf8_trim_whitespace(text)
             plain, plain_np = _plain_integers(text)
         if plain_np.all():
-            return _from_numbers(pc.cast(text, pa.int64()), kind)
+            out = _from_numbers(pc.cast(text, pa.int64()), kind)
+            out.plain = True
+            return out
         ints = _from_numbers(pc.cast(pc.if_else(plain, text, "0"), pa.int64()), kind)
         others = np.flatnonzero(~plain_np)
         if len(others) <= few:
@@ -249,7 +253,10 @@ def _parse_numbers(text, kind: str) -> Converted:
         conv = _pick(plain_np, ints, conv)
         risky = ~(plain_np | exact)
     rows = np.flatnonzero(risky)
-    return _one_by_one(conv, rows, text, kind) if len(rows) else conv
+    if not len(rows):
+        conv.plain = kind == "float"
+        return conv
+    return _one_by_one(conv, rows, text, kind)
 
 
 def _plain_integers(text):
@@ -372,6 +379,7 @@ class Checked:
     columns: np.ndarray  # int16 per row: index of the column with that problem (-1: none)
     names: list[str]
     warnings: Counter = field(default_factory=Counter)
+    plain: set = field(default_factory=set)  # text columns a typed parse would have taken (Converted.plain)
 
     @property
     def accepted(self) -> np.ndarray:
@@ -396,10 +404,13 @@ def check_table(columns: Mapping[str, pa.Array], roles: Mapping[str, tuple[str, 
     where = np.full(n, -1, dtype=np.int16)
     warnings: Counter = Counter()
     values: dict[str, pa.Array] = {}
+    plain = set()
     for j, name in enumerate(names):
         kind, required = roles[name]
         conv = convert(columns[name], kind)
         values[name] = conv.values
+        if conv.plain:
+            plain.add(name)
         if conv.codes is None:
             continue
         if required:
@@ -409,12 +420,16 @@ def check_table(columns: Mapping[str, pa.Array], roles: Mapping[str, tuple[str, 
         else:
             for code, count in zip(*np.unique(conv.codes[conv.codes != 0], return_counts=True)):
                 warnings[f"{name}: {REASONS[code]}"] += int(count)
-    return Checked(values, codes, where, names, warnings)
+    return Checked(values, codes, where, names, warnings, plain)
 
 
 def value_text(arr, i: int) -> str:
     """The value at row ``i`` as text, for a rejects file (bytes decoded with escapes)."""
-    value = arr[i].as_py()
+    return as_text(arr[i].as_py())
+
+
+def as_text(value) -> str:
+    """A Python value of a column as text for a rejects file: ``""`` for null, bytes decoded with escapes."""
     if value is None:
         return ""
     if isinstance(value, bytes):

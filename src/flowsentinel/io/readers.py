@@ -58,7 +58,7 @@ from ..schema import (
     detect_schema,
     get_schema,
 )
-from .checks import REASONS, check_table, type_problem, value_text
+from .checks import REASONS, as_text, check_table, type_problem, value_text
 from .inputs import UTF8_BOM, Block, CutLine, FlowText, LongLine, classify, name_format, open_regular
 
 __all__ = ["FlowReadError", "ReadConfig", "ReadReport", "FlowReader", "read_flows", "read_header", "rejects_name"]
@@ -415,10 +415,11 @@ class FlowReader:
 
         accepted = checked.accepted
         entries = [(line, "", reason, value, text) for line, reason, value, text in structural]
-        for i in np.flatnonzero(~accepted):
+        bad = np.flatnonzero(~accepted)
+        for i, row_text in zip(bad, texts(bad) if len(bad) else []):
             name = checked.names[checked.columns[i]]
             entries.append((int(lines[i]), name, REASONS[checked.codes[i]],
-                            value_text(table_columns[name], int(i)), texts(int(i))))
+                            value_text(table_columns[name], int(i)), row_text))
         for entry in sorted(entries, key=lambda e: e[0]):
             rejects.add(*entry)
         warnings.update(checked.warnings)
@@ -443,12 +444,14 @@ class FlowReader:
         with FlowText(self.path) as text, _Pool(workers) as pool:
             if text.header() != self.columns:
                 raise FlowReadError(f"{self.path}: the header changed while the file was being read")
-            # Blocks are parsed ahead on worker threads (Arrow and zlib release the
-            # GIL) while results are taken, written and yielded here, in file order.
+            # Blocks are parsed ahead on worker threads (Arrow releases the GIL) while
+            # results are taken, written and yielded here, in file order. The look-ahead
+            # keeps the workers busy while this thread converts a chunk to pandas.
             pending: deque = deque()
+            ahead = 1 if workers == 1 else 2 * workers + 2
             for item in text.blocks(config.block_bytes):
                 pending.append(pool.submit(parser.parse, item) if isinstance(item, Block) else item)
-                while len(pending) > workers:
+                while len(pending) > ahead:
                     yield from self._csv_item(pending.popleft(), rejects, warnings)
             while pending:
                 yield from self._csv_item(pending.popleft(), rejects, warnings)
@@ -559,10 +562,14 @@ def _check_names(columns: list[str], where: str) -> None:
 
 
 def _record_text(columns):
-    def text(i: int) -> str:
-        return ",".join(value_text(col, i) for col in columns.values())
+    """Rows of Arrow columns as comma-separated text, for the rejects file (one take per column)."""
+    import pyarrow as pa
 
-    return text
+    def texts(rows: np.ndarray) -> list[str]:
+        taken = [col.take(pa.array(rows)).to_pylist() for col in columns.values()]
+        return [",".join(map(as_text, values)) for values in zip(*taken)]
+
+    return texts
 
 
 def _rechunk(tables, rows: int, nullable_ints: tuple[str, ...]) -> Iterator[pd.DataFrame]:
@@ -593,7 +600,8 @@ def _rechunk(tables, rows: int, nullable_ints: tuple[str, ...]) -> Iterator[pd.D
 def _to_pandas(table, nullable_ints: tuple[str, ...]) -> pd.DataFrame:
     import pyarrow as pa
 
-    frame = table.to_pandas()
+    # One copy into Arrow's pool, then columns handed to pandas as they are (no 2-D block to fill).
+    frame = table.combine_chunks().to_pandas(split_blocks=True)
     for name in nullable_ints:
         if name in frame.columns and table.column(name).null_count:
             # pandas would make an int64 column with nulls float64.
@@ -629,10 +637,11 @@ class _Pool:
 
 
 _COLUMN_NUMBER = re.compile(r"In CSV column #(\d+)")
-_HEX = re.compile(rb"0[xX]")
 # Typed parses of one block that may fail (each naming a column to parse as
 # bytes) before every column is parsed as bytes.
 _TYPED_ATTEMPTS = 3
+# Blocks in a row without a bad value after which a column parsed as bytes is typed again.
+_RETYPE_AFTER = 8
 
 
 @dataclass
@@ -664,7 +673,9 @@ class _BlockParser:
         self.roles = roles
         self.where = where
         typed = {"int": pa.int64(), "label": pa.int64(), "float": pa.float64()}
-        self.types = {c: typed.get(roles[c][0], pa.string()) for c in kept}
+        self.typed = {c: typed.get(roles[c][0], pa.string()) for c in kept}
+        self.types = dict(self.typed)
+        self._plain_blocks = {c: 0 for c in kept}  # blocks in a row whose bytes a typed parse would take
         self._lock = threading.Lock()  # blocks are parsed on several threads; the types are shared
 
     def parse(self, block: Block) -> list[_Parsed]:
@@ -700,7 +711,7 @@ class _BlockParser:
         table = None
         with self._lock:
             types = dict(self.types)
-        if _HEX.search(data):
+        if (data.find(b"x") >= 0 or data.find(b"X") >= 0) and (data.find(b"0x") >= 0 or data.find(b"0X") >= 0):
             # Arrow's int64 parse reads "0x1f" as 31 (and wraps past 2**63): such text is not a
             # decimal counter, so integers of this block are parsed as bytes and checked here.
             types = {c: pa.binary() if t == pa.int64() else t for c, t in types.items()}
@@ -722,6 +733,7 @@ class _BlockParser:
             return self._parse_lines(block)
         columns = {c: table.column(c) for c in self.kept}
         checked = check_table(columns, self.roles, table.num_rows)
+        self._retype(types, checked.plain)
         if not (invalid or self.need_lines or (checked.codes != 0).any()):
             return _Parsed(n_records, [], checked, columns)  # no line number is asked for
         record_lines, spans = _record_lines(block, n_records, quoted, need_spans=bool(invalid))
@@ -735,12 +747,12 @@ class _BlockParser:
         valid_idx = np.flatnonzero(valid)
         lines = record_lines[valid_idx]
 
-        def text_of(i: int) -> str:
+        def text_of(rows: np.ndarray) -> list[str]:
             nonlocal spans
             if spans is None:
                 _, spans = _record_lines(block, n_records, quoted, need_spans=True)
-            start, end = spans[valid_idx[i]]
-            return data[start:end].rstrip(b"\r\n").decode("utf-8", "backslashreplace")
+            return [data[start:end].rstrip(b"\r\n").decode("utf-8", "backslashreplace")
+                    for start, end in spans[valid_idx[rows]]]
 
         return _Parsed(n_records, structural, checked, columns, lines, text_of)
 
@@ -757,12 +769,31 @@ class _BlockParser:
             data = b"\n" + data
         return pacsv.read_csv(
             pa.py_buffer(data),
-            read_options=pacsv.ReadOptions(use_threads=False, column_names=self.names, block_size=len(data) + 1),
+            # Arrow's own 1 MiB steps keep its working set in cache; a longer line
+            # makes it fail, and the block is then read line by line.
+            read_options=pacsv.ReadOptions(use_threads=False, column_names=self.names,
+                                           block_size=min(len(data) + 1, 1 << 20)),
             parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=quoted),
             convert_options=pacsv.ConvertOptions(column_types=types, include_columns=self.kept,
                                                  null_values=[], strings_can_be_null=False,
                                                  quoted_strings_can_be_null=False),
         )
+
+    def _retype(self, used: dict, plain: set) -> None:
+        """Give a column parsed as bytes its typed parse back after blocks in a row without a bad value.
+
+        A few bad rows early in a large file must not slow the rest of it down.
+        """
+        import pyarrow as pa
+
+        with self._lock:
+            for c, type_ in used.items():
+                if type_ != pa.binary() or self.types[c] != pa.binary():
+                    continue
+                self._plain_blocks[c] = self._plain_blocks[c] + 1 if c in plain else 0
+                if self._plain_blocks[c] >= _RETYPE_AFTER:
+                    self.types[c] = self.typed[c]
+                    self._plain_blocks[c] = 0
 
     def _loosen(self, exc: Exception, tried: dict, *, everything: bool = False) -> bool:
         """Parse the column a typed parse failed on as bytes; ``False`` when nothing is left to loosen.
@@ -818,7 +849,7 @@ class _BlockParser:
         columns = {c: pa.array([r[index[c]] for r in fields], pa.binary()) for c in self.kept}
         checked = check_table(columns, self.roles, len(fields))
         return _Parsed(len(fields) + len(structural), structural, checked, columns,
-                       np.asarray(lines, dtype=np.int64), lambda i: texts[i])
+                       np.asarray(lines, dtype=np.int64), lambda rows: [texts[i] for i in rows])
 
 
 def _non_utf8_lines(data: bytes) -> list[tuple[int, int]]:
