@@ -155,7 +155,8 @@ def main() -> int:
             files += [("CSV", label, csv_path, n_bad), ("CSV.gz", label, gz_path, n_bad),
                       ("Parquet", label, pq_path, n_bad_pq)]
         print(f"# flow-file reading, {args.rows:,} rows of {args.sample.name}; best of {args.repeat}; "
-              f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+              f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
+              f"load average {os.getloadavg()[0]:.1f} at the start")
         print()
         print("| file | rows | size MB | pyarrow rows/s | FlowReader rows/s | FlowReader / pyarrow | rejected |")
         print("|---|---:|---:|---:|---:|---:|---:|")
@@ -167,6 +168,7 @@ def main() -> int:
                 raise SystemExit(f"{path}: {n_ours:,} rows accepted + {n_rej:,} rejected != {args.rows:,} rows")
             print(f"| {fmt} {label} | {args.rows:,} | {size:,.0f} | {args.rows / t_peer:,.0f} | "
                   f"{args.rows / t_ours:,.0f} | {t_peer / t_ours:.2f} | {n_rej:,} |")
+        print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
     return 0
 
 

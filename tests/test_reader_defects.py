@@ -450,3 +450,14 @@ def test_line_numbers_stay_right_with_blank_lines_and_quotes(tmp_path, eol):
     assert frame["_line"].tolist() == [2, 4, 6, 10]
     assert [r["line"] for r in rejects_of(report)] == ["9"] and balanced(report)
     assert frame["Attack"].tolist()[1] == "Be\nnign"
+
+
+def test_a_carriage_return_on_its_own_keeps_the_line_numbers_after_it(tmp_path):
+    good = ",".join(GOOD_V1).encode()
+    # Arrow ends a record at a lone CR: line 3 reads as two short records, both rejected on line 3.
+    lines = [",".join(V1_HEADER).encode(), good, good[:20] + b"\r" + good[20:], good]
+    path = tmp_path / "cr.csv"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    frame, report = read_flows(path, ReadConfig(line_column="_line"))
+    assert frame["_line"].tolist() == [2, 4] and balanced(report)
+    assert [r["line"] for r in rejects_of(report)] == ["3", "3"]

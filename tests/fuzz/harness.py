@@ -104,7 +104,10 @@ def check_file(path: Path, text: bytes | None, rejects_dir: Path, *, require_lab
     if not chunks:
         return result
     lines = np.concatenate([c[LINE].to_numpy() for c in chunks])
-    assert (np.diff(lines) > 0).all() and (lines >= 2).all(), "line numbers do not increase"
+    # Two records share a line only where a carriage return on its own ends the first (as Arrow reads it).
+    strictly = text is not None and b"\r" not in text
+    assert (np.diff(lines) > 0 if strictly else np.diff(lines) >= 0).all() and (lines >= 2).all(), \
+        "line numbers do not increase"
     for chunk in chunks:
         for column in chunk.columns:
             kind = kind_of(column)

@@ -156,6 +156,8 @@ def convert(arr: pa.Array | pa.ChunkedArray, kind: str) -> Converted:
         return _from_text(text, kind, bad_utf8)
     if pa.types.is_string(type_) or pa.types.is_large_string(type_):
         return _from_text(arr, kind, None)
+    if kind == "raw":
+        return Converted(arr, plain=True)  # passed through as stored (Parquet numbers stay numbers)
     if kind in _NUMERIC:
         if pa.types.is_decimal(type_):
             return _from_text(pc.cast(arr, pa.string()), kind, None)

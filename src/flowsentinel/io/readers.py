@@ -885,9 +885,10 @@ def _sub_block(block: Block, start: int, end: int, first_line: int) -> Block:
 def _record_lines(block: Block, n_records: int, quoted: bool, *, need_spans: bool):
     """The 1-based line of each record of a block, and (on request) each record's byte span.
 
-    Arrow skips empty lines and lets a quoted field run over line ends, so
-    records and lines differ only when the block has either; otherwise record
-    ``k`` is line ``first_line + k``.
+    Arrow skips empty lines, lets a quoted field run over line ends and ends
+    a record at a carriage return on its own, so records and lines differ only
+    when the block has one of these; otherwise record ``k`` is line
+    ``first_line + k``. Line numbers count line feeds, as editors do.
     """
     data = block.data
     if not quoted and not need_spans and n_records == block.n_lines:
@@ -897,19 +898,22 @@ def _record_lines(block: Block, n_records: int, quoted: bool, *, need_spans: boo
         if carriage == 0 or carriage == block.n_lines and data.count(b"\r\n") == carriage:
             return np.arange(block.first_line, block.first_line + n_records, dtype=np.int64), None
     arr = np.frombuffer(data, dtype=np.uint8)
-    ends = np.flatnonzero(arr == 0x0A)
+    newlines = np.flatnonzero(arr == 0x0A)
+    # Arrow ends a record at LF, CRLF or a carriage return on its own; lines count LFs.
+    cr = np.flatnonzero(arr == 0x0D)
+    after = cr + 1
+    inside = after < len(data)
+    bare = np.concatenate((cr[inside][arr[after[inside]] != 0x0A], cr[~inside]))
+    ends = np.sort(np.concatenate((newlines, bare))) if len(bare) else newlines
+    if quoted:
+        # An end inside double quotes is part of a value.
+        quotes = np.flatnonzero(arr == 0x22)
+        ends = ends[np.searchsorted(quotes, ends) % 2 == 0]
     starts = np.concatenate(([0], ends + 1))
     ends = np.concatenate((ends, [len(data)]))
     if starts[-1] >= len(data):
         starts, ends = starts[:-1], ends[:-1]
-    line_no = np.arange(len(starts))
-    if quoted:
-        # A line starts a record only outside quotes; a record ends where the next one starts.
-        quotes = np.flatnonzero(arr == 0x22)
-        first = np.searchsorted(quotes, starts) % 2 == 0
-        record_start = np.flatnonzero(first)
-        rec_end = np.concatenate((starts[record_start[1:]] - 1, [ends[-1]])) if len(record_start) else ends[:0]
-        starts, ends, line_no = starts[record_start], rec_end, line_no[record_start]
+    line_no = np.searchsorted(newlines, starts)
     length = ends - starts
     carriage = (length > 0) & (arr[np.maximum(ends - 1, 0)] == 0x0D)
     nonempty = (length - carriage) > 0
