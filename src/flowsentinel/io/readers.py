@@ -61,7 +61,8 @@ from ..schema import (
 from .checks import REASONS, as_text, check_table, type_problem, value_text
 from .inputs import UTF8_BOM, Block, CutLine, FlowText, LongLine, classify, name_format, open_regular
 
-__all__ = ["FlowReadError", "ReadConfig", "ReadReport", "FlowReader", "read_flows", "read_header", "rejects_name"]
+__all__ = ["FlowReadError", "ReadConfig", "ReadReport", "FlowReader", "read_flows", "read_header", "rejects_name",
+           "column_roles"]
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +154,32 @@ class ReadReport:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def column_roles(schema: Schema, columns: list[str], *, require_labels: bool) -> dict[str, tuple[str, bool]]:
+    """How each column is checked: ``(kind, required)`` for :func:`.checks.check_table`.
+
+    Schema features are required (counters ``int``, rates ``float``, addresses
+    ``text``); ``Label`` and ``Attack`` are required only with
+    ``require_labels``; ``Dataset`` is trimmed text, other columns pass through.
+
+    >>> from flowsentinel.schema import get_schema
+    >>> column_roles(get_schema("v1"), ["IN_BYTES", "L7_PROTO", "Label", "FLOW_ID"], require_labels=False)
+    {'IN_BYTES': ('int', True), 'L7_PROTO': ('float', True), 'Label': ('label', False), 'FLOW_ID': ('raw', False)}
+    """
+    roles = {}
+    for c in columns:
+        if c in schema.features:
+            roles[c] = ({"int64": "int", "float64": "float"}.get(schema.dtype(c), "text"), True)
+        elif c == LABEL_COLUMN:
+            roles[c] = ("label", require_labels)
+        elif c == ATTACK_COLUMN:
+            roles[c] = ("name", True) if require_labels else ("text", False)
+        elif c == DATASET_COLUMN:
+            roles[c] = ("text", False)
+        else:
+            roles[c] = ("raw", False)
+    return roles
 
 
 def rejects_name(path: str | Path) -> str:
@@ -353,21 +380,7 @@ class FlowReader:
         return keep + extra
 
     def _roles(self) -> dict[str, tuple[str, bool]]:
-        """``(kind, required)`` of each kept column (see :func:`.checks.check_table`)."""
-        labels = self.config.require_labels
-        roles = {}
-        for c in self._kept_columns():
-            if c in self.schema.features:
-                roles[c] = ({"int64": "int", "float64": "float"}.get(self.schema.dtype(c), "text"), True)
-            elif c == LABEL_COLUMN:
-                roles[c] = ("label", labels)
-            elif c == ATTACK_COLUMN:
-                roles[c] = ("name", True) if labels else ("text", False)
-            elif c == DATASET_COLUMN:
-                roles[c] = ("text", False)
-            else:
-                roles[c] = ("raw", False)
-        return roles
+        return column_roles(self.schema, self._kept_columns(), require_labels=self.config.require_labels)
 
     def __iter__(self) -> Iterator[pd.DataFrame]:
         report = self.report
