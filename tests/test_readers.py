@@ -145,9 +145,18 @@ def test_truncated_gzip_keeps_what_was_read_and_says_so(tmp_path):
     data = full.read_bytes()
     cut = tmp_path / "cut.csv.gz"
     cut.write_bytes(data[: int(len(data) * 0.9)])
-    frame, report = read_flows(cut)
-    assert report.reasons == {"unreadable data": 1}
-    assert 0 < len(frame) < 150_000
+    # By default a file cut short is an error, raised after the rows before the cut.
+    reader = FlowReader(cut)
+    chunks = []
+    with pytest.raises(FlowReadError, match=r"cut\.csv\.gz: unreadable from line [0-9,]+ on .*cut short"):
+        for chunk in reader:
+            chunks.append(chunk)
+    assert reader.report.stopped and not reader.report.complete
+    assert reader.report.n_rows == reader.report.n_accepted + reader.report.n_rejected
+    # Asked for, the rows before the cut come without the error, and the report says so.
+    frame, report = read_flows(cut, ReadConfig(allow_partial=True))
+    assert report.reasons == {"cut short": 1} and not report.complete and "cut short" in report.stopped
+    assert 0 < len(frame) < 150_000 and len(frame) == sum(map(len, chunks))
     # What was read is exact: the first rows, in order.
     assert frame["IN_BYTES"].tolist() == [int(r[6]) for r in rows[: len(frame)]]
     small = tmp_path / "small.csv.gz"

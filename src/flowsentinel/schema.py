@@ -9,7 +9,10 @@ Three generations share one naming scheme (nProbe's field names):
 
 Every file carries ``Label`` (0 benign, 1 attack) and ``Attack`` (the attack
 class name, ``Benign`` for benign flows); the merged NF-UQ-NIDS files add
-``Dataset``. This module knows those column sets and nothing else.
+``Dataset``. The address columns are optional: some published files
+(NF-CSE-CIC-IDS2018-v2) leave them out, and no model uses them, so a schema is
+recognised from its other (required) feature columns. This module knows those
+column sets and nothing else.
 
 >>> detect_schema(V1_FEATURES + ["Label", "Attack"]).name
 'v1'
@@ -17,6 +20,8 @@ class name, ``Benign`` for benign flows); the merged NF-UQ-NIDS files add
 'v2'
 >>> len(V3_FEATURES)
 53
+>>> detect_schema([c for c in V2_FEATURES if c not in ADDRESS_COLUMNS]).name
+'v2'
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ __all__ = [
     "IDENTIFIER_COLUMNS",
     "PORT_COLUMNS",
     "ADDRESS_COLUMNS",
+    "OPTIONAL_COLUMNS",
     "TIME_COLUMNS",
     "LABEL_COLUMN",
     "ATTACK_COLUMN",
@@ -51,6 +57,9 @@ DATASET_COLUMN = "Dataset"
 BENIGN_CLASS = "Benign"
 
 ADDRESS_COLUMNS = ("IPV4_SRC_ADDR", "IPV4_DST_ADDR")
+# Feature columns a file may lack: the addresses identify hosts for alerts and
+# windows, but no model takes them as input.
+OPTIONAL_COLUMNS = frozenset(ADDRESS_COLUMNS)
 PORT_COLUMNS = ("L4_SRC_PORT", "L4_DST_PORT")
 IDENTIFIER_COLUMNS = ADDRESS_COLUMNS + PORT_COLUMNS
 TIME_COLUMNS = ("FLOW_START_MILLISECONDS", "FLOW_END_MILLISECONDS")
@@ -189,10 +198,19 @@ class Schema:
             return "float64"
         return "int64"
 
+    @property
+    def required(self) -> tuple[str, ...]:
+        """Feature columns every file of this schema must have (all but :data:`OPTIONAL_COLUMNS`)."""
+        return tuple(c for c in self.features if c not in OPTIONAL_COLUMNS)
+
     def missing(self, columns: Iterable[str]) -> list[str]:
-        """Feature columns of this schema absent from ``columns``."""
+        """Required feature columns of this schema absent from ``columns``.
+
+        >>> SCHEMAS["v1"].missing([c for c in V1_FEATURES if c not in ("IPV4_SRC_ADDR", "IN_BYTES")])
+        ['IN_BYTES']
+        """
         have = set(columns)
-        return [c for c in self.features if c not in have]
+        return [c for c in self.required if c not in have]
 
 
 SCHEMAS: dict[str, Schema] = {
@@ -213,20 +231,20 @@ def get_schema(name: str) -> Schema:
 def detect_schema(columns: Sequence[str], *, where: str = "header") -> Schema:
     """Recognise the schema of a flow table from its column names.
 
-    The richest schema whose feature columns are all present wins, so a v2
-    file is never mistaken for v1 (whose columns it contains).
+    The richest schema whose required feature columns are all present wins, so
+    a v2 file is never mistaken for v1 (whose columns it contains).
 
     >>> detect_schema(["IPV4_SRC_ADDR", "Label"])
     Traceback (most recent call last):
     ...
-    flowsentinel.errors.SchemaError: header: not a NetFlow (NF v1/v2/v3) flow table; closest is v1, missing 11 column(s): L4_SRC_PORT, IPV4_DST_ADDR, L4_DST_PORT, PROTOCOL, L7_PROTO, ...
+    flowsentinel.errors.SchemaError: header: not a NetFlow (NF v1/v2/v3) flow table; closest is v1, missing 10 column(s): L4_SRC_PORT, L4_DST_PORT, PROTOCOL, L7_PROTO, IN_BYTES, ...
     """
     cols = [str(c).strip() for c in columns]
     for name in ("v3", "v2", "v1"):
         if not SCHEMAS[name].missing(cols):
             return SCHEMAS[name]
     # Name the closest schema and what it lacks, so the user can fix the file.
-    best = min(SCHEMAS.values(), key=lambda s: (len(s.missing(cols)), len(s.features)))
+    best = min(SCHEMAS.values(), key=lambda s: (len(s.missing(cols)), len(s.required)))
     missing = best.missing(cols)
     shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
     raise SchemaError(

@@ -48,6 +48,9 @@ def add_arguments(d: argparse.ArgumentParser) -> None:
 
 def is_capture(path: Path) -> bool:
     """A pcap/pcapng file, by its magic number or its name."""
+    if not path.is_file():
+        # Opening a FIFO without a writer would block here; readers refuse what is not a regular file.
+        return path.suffix.lower() in (".pcap", ".pcapng", ".cap")
     try:
         with open(path, "rb") as fh:
             magic = fh.read(4)
