@@ -66,6 +66,10 @@ class RunConfig:
             policy, and printed beside the detector (``extratrees``; empty for none).
         synthetic_flows: flows to generate when no data is available.
         backend: ``torch`` (``mindspore`` where installed).
+        balance: ``(low, high)``: in the training part only, each source's
+            class is drawn down to at most ``high`` flows and repeated up to
+            at least ``low`` (so that the few attack flows of one dataset
+            are not lost beside another's floods); ``None`` keeps every row.
     """
 
     data: tuple[Any, ...] = ()
@@ -78,6 +82,7 @@ class RunConfig:
     references: tuple[str, ...] = ("extratrees",)
     synthetic_flows: int = 20_000
     backend: str = "torch"
+    balance: tuple[int, int] | None = None
 
     def __post_init__(self):
         check_choice("run.task", self.task, TASKS)
@@ -89,6 +94,8 @@ class RunConfig:
             raise ConfigError(f"run.fractions: the training and test shares must be above 0, got {self.fractions!r}")
         if self.max_rows is not None and self.max_rows < 1:
             raise ConfigError(f"run.max_rows must be at least 1 (or unset for all rows), got {self.max_rows}")
+        if self.balance is not None and not (0 <= self.balance[0] <= self.balance[1] and self.balance[1] >= 1):
+            raise ConfigError(f"run.balance must be [low, high] with 0 <= low <= high and high >= 1, got {self.balance!r}")
         if self.synthetic_flows < 100:
             raise ConfigError(f"run.synthetic_flows must be at least 100, got {self.synthetic_flows}")
 

@@ -51,7 +51,7 @@ __all__ = ["DeepDetector", "TorchBackend", "class_weights", "MONITORS", "PRESETS
 log = logging.getLogger(__name__)
 
 #: Validation metrics that early stopping and the best checkpoint can watch.
-MONITORS = ("f1_macro", "f1_weighted", "accuracy")
+MONITORS = ("f1_macro", "f1_weighted", "accuracy", "roc_auc")
 #: The layout of saved weights: PyTorch state-dict names and shapes, without ``num_batches_tracked``.
 WEIGHTS_LAYOUT = "torch-state-dict-v1"
 
@@ -78,14 +78,23 @@ def class_weights(y: np.ndarray, n_classes: int, scheme: str, max_weight: float 
 
 
 def validation_metrics(y: np.ndarray, logits: np.ndarray) -> dict[str, float]:
-    """What early stopping and the best checkpoint can watch (see :data:`MONITORS`)."""
-    from sklearn.metrics import f1_score
+    """What early stopping and the best checkpoint can watch (see :data:`MONITORS`).
+
+    ``roc_auc`` ranks attack against benign by the anomaly score, 1 - P(class 0):
+    class 0 is Benign whenever the training flows have benign ones (it is
+    0.5 when they have not).
+    """
+    from sklearn.metrics import f1_score, roc_auc_score
 
     pred = logits.argmax(axis=1)
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    score = 1.0 - shifted[:, 0] / shifted.sum(axis=1)
+    attack = y != 0
     return {
         "accuracy": float((pred == y).mean()),
         "f1_macro": float(f1_score(y, pred, average="macro", labels=np.unique(y), zero_division=0)),
         "f1_weighted": float(f1_score(y, pred, average="weighted", labels=np.unique(y), zero_division=0)),
+        "roc_auc": float(roc_auc_score(attack, score)) if attack.any() and (~attack).any() else 0.5,
     }
 
 
@@ -166,8 +175,8 @@ class DeepDetector(BaseDetector):
             ``FLOW_START_MILLISECONDS`` where the table has it, else table order.
         batch_size, max_epochs, patience: training length.
         monitor: the validation metric that early stopping and the best
-            checkpoint watch: ``f1_macro`` (default), ``f1_weighted`` or
-            ``accuracy``.
+            checkpoint watch: ``f1_macro`` (default), ``f1_weighted``,
+            ``accuracy`` or ``roc_auc`` (attack against benign, by the score).
         lr, weight_decay: AdamW.
         class_weight: ``balanced``, ``sqrt`` or ``none`` (see :func:`class_weights`).
         val_fraction: share of the training rows held out for early stopping
@@ -317,10 +326,14 @@ class DeepDetector(BaseDetector):
         codes_val = self._codes(y_val)
         train_src = self.model_input(X, self._fit_features(X))
         val_src = self.model_input(X_val, self.features_.transform(X_val))
-        n_classes = len(self.classes_)
-        weights = class_weights(codes, n_classes, self.class_weight)
-        net = backend.build(self, train_src.X.shape[1], n_classes)
+        net = backend.build(self, train_src.X.shape[1], len(self.classes_))
         backend.fit_inputs(net, train_src.X)
+        self._train(backend, net, train_src, codes, val_src, codes_val)
+        self.n_train_flows_ = int(len(X))
+
+    def _train(self, backend, net, train_src, codes, val_src, codes_val) -> None:
+        """The shared loop on prepared inputs; the network, engine and history are kept."""
+        weights = class_weights(codes, len(self.classes_), self.class_weight)
         trainer = backend.trainer(self, net, weights)
         trainer.fit(train_src, codes, val_src, codes_val)
         self.network_ = net
@@ -333,7 +346,28 @@ class DeepDetector(BaseDetector):
         ]
         self.best_epoch_ = trainer.best_epoch
         self.class_weights_ = None if weights is None else weights.tolist()
-        self.n_train_flows_ = int(len(X))
+
+    def fine_tune(self, X: pd.DataFrame, y: Any = None, *, X_val: pd.DataFrame, y_val: Any = None,
+                  max_epochs: int = 5, lr: float | None = None) -> "DeepDetector":
+        """Go on training the fitted network on new flows, keeping its preprocessing and classes.
+
+        For adapting a model to a network's own traffic: ``X`` mixes the new
+        flows with the original training flows so that what was learned stays
+        learned. The best epoch on ``X_val`` is kept, and the threshold policy
+        is applied to it again. Labels must be classes the model has.
+        """
+        self._check_fitted()
+        checks.positive_int("max_epochs", max_epochs)
+        y, y_val = self._targets(X, y), self._targets(X_val, y_val)
+        codes, codes_val = self._codes(y, "fine-tuning"), self._codes(y_val)
+        backend = backend_for(self.backend)
+        backend.seed(self)
+        net = self.network_module
+        self.set_params(max_epochs=int(max_epochs), **({} if lr is None else {"lr": float(lr)}))
+        self._train(backend, net, self.model_input(X), codes, self.model_input(X_val), codes_val)
+        self.threshold_ = self._fit_threshold(self.threshold_policy(), X_val, y_val)
+        self.n_fine_tune_flows_ = int(len(X))
+        return self
 
     # ---- scoring ---------------------------------------------------------
     def _check_fitted(self) -> None:

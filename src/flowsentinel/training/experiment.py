@@ -38,8 +38,8 @@ from ..paths import DATA_ENV, data_dir
 from ..schema import ATTACK_COLUMN, detect_schema
 from ..synthetic import generate_flows
 
-__all__ = ["Dataset", "Prepared", "load_dataset", "task_labels", "prepare", "evaluate", "fit_and_evaluate",
-           "DEFAULT_SAMPLE"]
+__all__ = ["Dataset", "Prepared", "load_dataset", "task_labels", "prepare", "prepared_from_manifest", "evaluate",
+           "fit_and_evaluate", "DEFAULT_SAMPLE"]
 
 log = logging.getLogger(__name__)
 
@@ -136,9 +136,32 @@ def task_labels(flows: pd.DataFrame, task: str) -> np.ndarray:
     return binary_labels(y) if task == "binary" else y
 
 
+def balance_rows(frame: pd.DataFrame, low: int, high: int, seed: int = 0) -> pd.DataFrame:
+    """Each (source, class) of ``frame`` drawn down to ``high`` rows, or repeated up to ``low``.
+
+    >>> f = pd.DataFrame({"Source": ["a"] * 5 + ["b"], "Attack": ["DoS"] * 5 + ["Benign"], "x": range(6)})
+    >>> balance_rows(f, 3, 4).groupby(["Source", "Attack"]).size().to_dict()
+    {('a', 'DoS'): 4, ('b', 'Benign'): 3}
+    """
+    rng = np.random.default_rng(seed)
+    keys = [c for c in ("Source", ATTACK_COLUMN) if c in frame.columns]
+    parts = []
+    for _, part in frame.groupby(keys, sort=False):
+        if len(part) > high:
+            part = part.iloc[np.sort(rng.choice(len(part), high, replace=False))]
+        elif len(part) < low:
+            part = part.iloc[np.sort(rng.integers(0, len(part), low))]
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
 def prepare(data: Dataset, *, task: str, protocol: str, seed: int = 0, fractions=(0.7, 0.15, 0.15),
-            features: FeatureConfig = FeatureConfig()) -> Prepared:
-    """Split ``data`` by ``protocol``; the majority class is the training part's."""
+            features: FeatureConfig = FeatureConfig(), balance: tuple[int, int] | None = None) -> Prepared:
+    """Split ``data`` by ``protocol``; the majority class is the training part's.
+
+    ``balance`` (``(low, high)``, see :func:`balance_rows`) resamples the
+    training part only; validation and test parts keep every row.
+    """
     flows = data.flows
     y = task_labels(flows, task)
     schema = detect_schema(list(flows.columns))
@@ -150,8 +173,28 @@ def prepare(data: Dataset, *, task: str, protocol: str, seed: int = 0, fractions
     if len(test) == 0 or len(train) == 0:
         raise DataError(f"the {protocol} split leaves {len(train)} training and {len(test)} test flows: too few flows")
     values, counts = np.unique(y[split.train], return_counts=True)
-    return Prepared(train, val, test, task, split.protocol, str(values[np.argmax(counts)]),
-                    {**split.info, "n_train": len(train), "n_val": len(val), "n_test": len(test)}, data)
+    info = {**split.info, "n_train": len(train), "n_val": len(val), "n_test": len(test)}
+    if balance is not None:
+        train = balance_rows(train, int(balance[0]), int(balance[1]), seed)
+        info.update(balance=list(balance), n_train_balanced=len(train))
+    return Prepared(train, val, test, task, split.protocol, str(values[np.argmax(counts)]), info, data)
+
+
+def prepared_from_manifest(manifest: dict, data: Any = None) -> Prepared:
+    """The split a saved model was trained and tested on, made again from its manifest's config:
+    the same sources (or ``data``), protocol, seed, fractions and balance."""
+    from ..config import RunConfig
+
+    run = (manifest.get("config") or {}).get("run") or {}
+    defaults = RunConfig()
+    sources = data if data is not None else run.get("data") or None
+    dataset = load_dataset(sources, base=None if data is not None else run.get("data_base"), seed=run.get("seed", 0),
+                           synthetic_flows=run.get("synthetic_flows", defaults.synthetic_flows))
+    balance = run.get("balance")
+    return prepare(dataset, task=manifest.get("task") or run.get("task", defaults.task),
+                   protocol=run.get("protocol", defaults.protocol), seed=run.get("seed", 0),
+                   fractions=tuple(run.get("fractions", defaults.fractions)),
+                   balance=tuple(balance) if balance else None)
 
 
 def evaluate(detector, flows: pd.DataFrame, task: str, majority_class: str | None = None) -> tuple[dict, dict | None]:

@@ -31,7 +31,8 @@ def train_and_evaluate(cfg: ExperimentConfig, model_dir: str | Path | None, repo
     data = load_dataset(cfg.run.data, synthetic_flows=cfg.run.synthetic_flows, seed=cfg.run.seed,
                         max_rows=cfg.run.max_rows, rejects_dir=report_dir, base=cfg.run.data_base)
     prepared = prepare(data, task=cfg.run.task, protocol=cfg.run.protocol, seed=cfg.run.seed,
-                       fractions=cfg.run.fractions, features=cfg.features)
+                       fractions=cfg.run.fractions, features=cfg.features,
+                       balance=cfg.run.balance)
     main = fit_and_evaluate(detector, prepared)
     curves = {main["name"]: main["curve"]}
     ref_metrics: dict[str, dict] = {}

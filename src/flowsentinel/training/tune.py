@@ -199,7 +199,8 @@ def _split(cfg: ExperimentConfig, flows: pd.DataFrame | None):
     else:
         data = Dataset(flows, "flows passed in", False, {"n_flows": len(flows)})
     prepared = prepare(data, task=cfg.run.task, protocol=cfg.run.protocol, seed=cfg.run.seed,
-                       fractions=cfg.run.fractions, features=cfg.features)
+                       fractions=cfg.run.fractions, features=cfg.features,
+                       balance=cfg.run.balance)
     log.info("tuning on %s: %s split, %d train and %d validation flows", data.description, prepared.protocol,
              len(prepared.train), len(prepared.val))
     return prepared.train, prepared.val
