@@ -25,7 +25,7 @@ __all__ = ["main", "build_parser", "COMMANDS"]
 log = logging.getLogger("flowsentinel")
 
 #: Command modules, in the order of ``flowsentinel --help``.
-COMMANDS = ("train", "evaluate", "detect", "info", "benchmark", "tune", "meter", "collect", "report", "serve", "score", "token")
+COMMANDS = ("train", "evaluate", "detect", "spark_detect", "info", "benchmark", "tune", "meter", "collect", "report", "serve", "score", "token")
 
 # OS errors that are the environment's, not a bug: the user can act on each.
 _ENVIRONMENT_ERRNOS = {
