@@ -30,6 +30,7 @@ CASES = [
     (_spoil("IN_PKTS", "  "), "missing value", "IN_PKTS"),
     (_spoil("TCP_FLAGS", "x7"), "not a number", "TCP_FLAGS"),
     (_spoil("L7_PROTO", "-inf"), "infinity", "L7_PROTO"),
+    (_spoil("L7_PROTO", ""), "missing value", "L7_PROTO"),
     (_spoil("Label", "3"), "label not 0 or 1", "Label"),
     (_spoil("Attack", ""), "missing value", "Attack"),
     # the first bad column in file order is the one reported

@@ -165,13 +165,18 @@ def spark_session(master: str | None = None, conf: Sequence[tuple[str, str]] = (
         if not (os.environ.get("JAVA_HOME") or shutil.which("java")):
             raise ConfigError("spark-detect needs Java 17 or later: install it (Debian: default-jre-headless) or set "
                               "JAVA_HOME")
-        if master is None or master.startswith("local"):
-            # Local Python workers must be this interpreter, with flowsentinel and its libraries.
-            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    local = own_jvm and (master is None or master.startswith("local"))
+    if local:
+        # Local Python workers must be this interpreter, with flowsentinel and its libraries.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name)
     if master:
         builder = builder.master(master)
-    settings = {"spark.ui.showConsoleProgress": "false", "spark.sql.session.timeZone": "UTC", **dict(conf)}
+    settings = {"spark.ui.showConsoleProgress": "false", "spark.sql.session.timeZone": "UTC"}
+    if local:
+        # ... and find this flowsentinel, however this process found it (a source checkout on sys.path).
+        settings["spark.executorEnv.PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    settings.update(dict(conf))
     for key, value in settings.items():
         builder = builder.config(key, value)
     try:

@@ -43,7 +43,7 @@ import pyarrow.compute as pc
 
 from ..schema import ATTACK_COLUMN, DATASET_COLUMN, LABEL_COLUMN, TIME_COLUMNS, Schema
 
-__all__ = ["KINDS", "CheckedRows", "column_kinds", "check_rows", "parse_value", "structure_reason"]
+__all__ = ["KINDS", "REASONS", "CheckedRows", "column_kinds", "check_rows", "parse_value", "structure_reason"]
 
 #: Column kinds: ``int`` (a counter: non-negative, int64), ``float`` (non-negative),
 #: ``label`` (0 or 1), ``name`` (non-empty text), ``text`` (trimmed text), ``raw`` (as read).
@@ -156,73 +156,94 @@ class CheckedRows:
     texts: list[str]
 
 
+#: What can be wrong with a value; a column's problems are codes into this tuple (0: nothing).
+REASONS = ("", "missing value", "not a number", "NaN", "infinity", "negative value", "not an integer",
+           "value out of range", "label not 0 or 1")
+_CODE = {reason: code for code, reason in enumerate(REASONS)}
+
+
 def _strings(arr: pa.Array) -> pa.Array:
     if pa.types.is_dictionary(arr.type):
         arr = arr.dictionary_decode()
     return arr.cast(pa.string()) if not pa.types.is_string(arr.type) else arr
 
 
+def _settle(values: np.ndarray, codes: np.ndarray, odd: np.ndarray, text: pa.Array, kind: str) -> None:
+    """Decide the values the bulk parse left open, one by one (rare in real files)."""
+    raw = text.to_numpy(zero_copy_only=False)
+    for i in np.flatnonzero(odd):
+        value, reason = parse_value(raw[i], kind)
+        codes[i] = _CODE[reason]
+        values[i] = 0 if value is None else value
+
+
+def _bulk_cast(text: pa.Array, kind: str) -> np.ndarray | None:
+    """Arrow's own parse of a whole column, where every value is plain (the common case), else ``None``."""
+    try:
+        return pc.cast(text, pa.float64() if kind == "float" else pa.int64()).to_numpy(zero_copy_only=False).copy()
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+
+
 def _check_text_numbers(arr: pa.Array, kind: str) -> tuple[np.ndarray, np.ndarray]:
-    """Values (object array) and reasons (object array, "" where fine) of a text column."""
-    n = len(arr)
-    text = pc.utf8_trim_whitespace(_strings(arr))
-    reasons = np.full(n, "", dtype=object)
-    if kind == "float":
-        values = pd.to_numeric(pd.Series(text.to_numpy(zero_copy_only=False), dtype=object), errors="coerce")
-        values = values.to_numpy(dtype="float64", na_value=np.nan)
-        # Anything the fast parse did not settle as a finite non-negative number is looked at alone.
-        odd = ~np.isfinite(values) | (values < 0)
-        out = values.astype(object)
+    """Typed values and problem codes of a text column."""
+    raw = _strings(arr)
+    codes = np.zeros(len(arr), dtype=np.uint8)
+    values = _bulk_cast(raw, kind) if not raw.null_count else None
+    if values is not None:
+        text = raw
+        with np.errstate(invalid="ignore"):
+            odd = values < 0 if kind != "float" else ~np.isfinite(values) | (values < 0)
     else:
-        digits = pc.fill_null(pc.match_substring_regex(text, _DIGITS), False)
-        exact = pc.cast(pc.if_else(digits, text, pa.scalar("0")), pa.int64()).to_numpy(zero_copy_only=False)
-        odd = ~digits.to_numpy(zero_copy_only=False)
-        out = exact.astype(object)
-        if kind == "label":
-            odd |= exact > 1
+        text = pc.utf8_trim_whitespace(raw)
+        if kind == "float":
+            values = pd.to_numeric(pd.Series(text.to_numpy(zero_copy_only=False), dtype=object), errors="coerce")
+            values = np.array(values.to_numpy(dtype="float64", na_value=np.nan))  # pandas may give a read-only view
+            with np.errstate(invalid="ignore"):
+                odd = ~np.isfinite(values) | (values < 0)
+        else:
+            digits = pc.fill_null(pc.match_substring_regex(text, _DIGITS), False)
+            values = pc.cast(pc.if_else(digits, text, pa.scalar("0")), pa.int64()).to_numpy(zero_copy_only=False).copy()
+            odd = ~digits.to_numpy(zero_copy_only=False)
+    if kind == "label":
+        odd |= values > 1
+    # What the bulk parse did not settle as a plain non-negative number is looked at alone.
     if odd.any():
-        raw = text.to_numpy(zero_copy_only=False)
-        for i in np.flatnonzero(odd):
-            out[i], reasons[i] = parse_value(raw[i], kind)
-    return out, reasons
+        _settle(values, codes, odd, text, kind)
+    return values, codes
 
 
 def _check_typed_numbers(arr: pa.Array, kind: str) -> tuple[np.ndarray, np.ndarray]:
-    """Values and reasons of a column already typed as numbers (Parquet)."""
-    n = len(arr)
-    reasons = np.full(n, "", dtype=object)
+    """Typed values and problem codes of a column already typed as numbers (Parquet)."""
+    codes = np.zeros(len(arr), dtype=np.uint8)
     null = arr.is_null().to_numpy(zero_copy_only=False)
+
+    def mark(mask: np.ndarray, reason: str) -> None:
+        codes[mask & (codes == 0)] = _CODE[reason]
+
     if pa.types.is_integer(arr.type):
-        values = arr.to_numpy(zero_copy_only=False)
-        values = np.where(null, 0, values) if null.any() else values
+        values = arr.fill_null(0).to_numpy(zero_copy_only=False)
         if pa.types.is_unsigned_integer(arr.type):
-            reasons[(values > INT64_MAX) & ~null] = "value out of range"
+            mark(values > INT64_MAX, "value out of range")
         else:
-            reasons[(values < 0) & ~null] = "negative value"
+            mark(values < 0, "negative value")
         if kind == "label":
-            reasons[(values > 1) & ~null & (reasons == "")] = "label not 0 or 1"
-        as_float = None
+            mark(values > 1, "label not 0 or 1")
+        values = values.astype(np.float64 if kind == "float" else np.int64)
     else:
-        as_float = arr.cast(pa.float64()).to_numpy(zero_copy_only=False)
-        as_float = np.where(null, 0.0, as_float)
+        values = arr.cast(pa.float64()).fill_null(0.0).to_numpy(zero_copy_only=False)
         with np.errstate(invalid="ignore"):
-            for mask, reason in ((np.isnan(as_float), "NaN"), (np.isinf(as_float), "infinity"),
-                                 (as_float < 0, "negative value")):
-                reasons[mask & (reasons == "")] = reason
+            mark(np.isnan(values), "NaN")
+            mark(np.isinf(values), "infinity")
+            mark(values < 0, "negative value")
             if kind != "float":
-                fine = reasons == ""
-                reasons[fine & (as_float != np.floor(as_float))] = "not an integer"
-                reasons[(reasons == "") & (as_float >= 2.0**63)] = "value out of range"
+                mark(values != np.floor(values), "not an integer")
+                mark(values >= 2.0**63, "value out of range")
                 if kind == "label":
-                    reasons[(reasons == "") & (as_float > 1)] = "label not 0 or 1"
-        values = as_float
-    reasons[null] = "missing value"
-    ok = reasons == ""
-    if kind == "float":
-        out = np.where(ok, values, 0.0).astype("float64")
-    else:
-        out = np.where(ok, values, 0).astype("int64") if as_float is None else np.where(ok, as_float, 0).astype("int64")
-    return out.astype(object), reasons
+                    mark(values > 1, "label not 0 or 1")
+                values = np.where(codes == 0, values, 0).astype(np.int64)
+    codes[null] = _CODE["missing value"]
+    return values, codes
 
 
 def _cell(value) -> str:
@@ -238,9 +259,8 @@ def check_rows(batch: pa.RecordBatch | pa.Table, kinds: Mapping[str, str], corru
     """
     n = batch.num_rows
     names = [c for c in batch.schema.names if c in kinds]
-    reasons_by_col: list[np.ndarray] = []
     typed: dict[str, np.ndarray] = {}
-    first = np.full(n, "", dtype=object)
+    first = np.zeros(n, dtype=np.uint8)
     first_col = np.full(n, -1, dtype=np.int64)
     if corrupt_column is not None and corrupt_column in batch.schema.names:
         corrupt = batch.column(corrupt_column).is_valid().to_numpy(zero_copy_only=False)
@@ -251,53 +271,53 @@ def check_rows(batch: pa.RecordBatch | pa.Table, kinds: Mapping[str, str], corru
         arr = batch.column(col)
         if isinstance(arr, pa.ChunkedArray):
             arr = arr.combine_chunks()
+        codes = None
         if kind in _NUMERIC:
             texty = pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type) or pa.types.is_dictionary(arr.type)
-            values, reasons = (_check_text_numbers if texty else _check_typed_numbers)(arr, kind)
-            null = arr.is_null().to_numpy(zero_copy_only=False)
-            reasons[null] = "missing value"
+            values, codes = (_check_text_numbers if texty else _check_typed_numbers)(arr, kind)
+            if arr.null_count:
+                codes[arr.is_null().to_numpy(zero_copy_only=False)] = _CODE["missing value"]
         elif kind in ("name", "text"):
-            text = pc.utf8_trim_whitespace(_strings(arr))
-            values = np.asarray(pc.fill_null(text, "").to_numpy(zero_copy_only=False), dtype=object)
-            reasons = np.where(values == "", "missing value", "").astype(object) if kind == "name" \
-                else np.full(n, "", dtype=object)
+            text = pc.fill_null(pc.utf8_trim_whitespace(_strings(arr)), "")
+            values = np.asarray(text.to_numpy(zero_copy_only=False), dtype=object)
+            if kind == "name":
+                codes = np.where(pc.equal(text, "").to_numpy(zero_copy_only=False), _CODE["missing value"], 0)
         else:
             values = np.asarray(arr.to_numpy(zero_copy_only=False), dtype=object)
-            reasons = np.full(n, "", dtype=object)
         typed[col] = values
-        hit = (reasons != "") & (first == "")
-        first[hit] = reasons[hit]
-        first_col[hit] = j
-        reasons_by_col.append(reasons)
-    bad_mask = corrupt | (first != "")
+        if codes is not None:
+            hit = (codes != 0) & (first == 0)
+            if hit.any():
+                first[hit] = codes[hit]
+                first_col[hit] = j
+    bad_mask = corrupt | (first != 0)
     good = ~bad_mask
-    frame = pd.DataFrame({col: _typed_column(typed[col][good], kinds[col]) for col in names})
+    frame = pd.DataFrame({col: _typed_column(typed[col] if not bad_mask.any() else typed[col][good], kinds[col])
+                          for col in names})
     bad = np.flatnonzero(bad_mask)
     columns, reasons, values, texts = [], [], [], []
     if len(bad):
-        raw = {col: batch.column(col).to_pylist() for col in names}
-        lines = batch.column(corrupt_column).to_pylist() if corrupt.any() else None
-        for i in bad.tolist():
+        raw = {col: batch.column(col).take(pa.array(bad)).to_pylist() for col in names}
+        lines = batch.column(corrupt_column).take(pa.array(bad)).to_pylist() if corrupt.any() else None
+        for k, i in enumerate(bad.tolist()):
             if corrupt[i]:
-                reason, value = structure_reason(lines[i], n_file_columns or len(names))
+                reason, value = structure_reason(lines[k], n_file_columns or len(names))
                 columns.append("")
                 reasons.append(reason)
                 values.append(value)
-                texts.append(lines[i])
+                texts.append(lines[k])
                 continue
             col = names[first_col[i]]
             columns.append(col)
-            reasons.append(first[i])
-            values.append(_cell(raw[col][i]))
-            texts.append(",".join(_cell(raw[c][i]) for c in names))
+            reasons.append(REASONS[first[i]])
+            values.append(_cell(raw[col][k]))
+            texts.append(",".join(_cell(raw[c][k]) for c in names))
     return CheckedRows(frame, good, bad, columns, reasons, values, texts)
 
 
 def _typed_column(values: np.ndarray, kind: str):
     if kind in ("int", "label"):
-        return values.astype("int64")
+        return values.astype("int64", copy=False)
     if kind == "float":
-        return values.astype("float64")
-    if kind in ("name", "text"):
-        return values.astype(str).astype(object)
+        return values.astype("float64", copy=False)
     return values

@@ -223,7 +223,8 @@ def score_partition(spec: ScoreSpec, batches: Iterator[pa.RecordBatch]) -> Itera
             line = lines.csv(files, batch.column(BLOCK).to_numpy(zero_copy_only=False))
         data = batch.rename_columns([spec.renames.get(c, c) for c in batch.schema.names])
         checked = check_rows(data, spec.kinds, CORRUPT, spec.n_file_columns)
-        shown = np.asarray([display_path(f) for f in files], dtype=object) if len(files) else files
+        codes, uniques = pd.factorize(files)
+        shown = np.asarray([display_path(f) for f in uniques], dtype=object)[codes]
         if len(checked.frame):
             frame = checked.frame
             proba = detector.predict_proba(frame)
