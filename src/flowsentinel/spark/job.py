@@ -46,6 +46,7 @@ from ..alerting.suppress import SuppressConfig
 from ..choices import check_choice
 from ..errors import ConfigError, FlowReadError, FlowsentinelError, OutputError
 from ..schema import ATTACK_COLUMN, TIME_COLUMNS, SchemaError, detect_schema
+from ..serving.detect import DetectSummary
 from .alerts import TEXT_COLUMN, AlertSpec, alert_key_columns, alert_partition
 from .rows import column_kinds
 from .scoring import ALERT_COLUMNS, BLOCK, CORRUPT, FILE, ROW_INDEX, ScoreSpec, output_ddl, score_partition
@@ -111,37 +112,24 @@ class SparkDetectConfig:
 
 
 @dataclass
-class SparkDetectSummary:
-    """What one job did (the numbers of ``detect``'s summary, plus where things went)."""
+class SparkDetectSummary(DetectSummary):
+    """What one job did: ``detect``'s summary, and where the records and bad rows went."""
 
-    n_flows: int = 0
-    n_alerts: int = 0
-    by_class: dict[str, int] = field(default_factory=dict)
-    n_rejected: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
     n_records: int = 0
     n_followups: int = 0
     n_files: int = 0
-    seconds: float = 0.0
     output: str = ""
     partition_by: str = ""
 
     def text(self) -> str:
-        rate = self.n_flows / self.seconds if self.seconds else 0.0
-        classes = ", ".join(f"{k}: {v:,}" for k, v in sorted(self.by_class.items(), key=lambda kv: -kv[1]))
-        out = (f"{self.n_flows:,} flows of {self.n_files:,} file(s) scored, {self.n_alerts:,} alerts "
-               f"({classes or 'none'}) in {self.seconds:.1f} s ({rate:,.0f} flows/s); {self.n_records:,} alert "
-               f"records ({self.n_followups:,} follow-ups) in {self.output}/alerts")
-        if self.n_rejected:
-            why = ", ".join(f"{k}: {v:,}" for k, v in sorted(self.reasons.items()))
-            out += f"; {self.n_rejected:,} bad rows ({why}) set aside in {self.output}/rejects"
-        return out
+        return (f"{super().text()}; {self.n_files:,} file(s); {self.n_records:,} alert records "
+                f"({self.n_followups:,} follow-ups) in {self.output}/alerts")
 
     def as_dict(self) -> dict[str, Any]:
-        return {"n_flows": self.n_flows, "n_alerts": self.n_alerts, "alerts_by_class": self.by_class,
-                "n_rejected": self.n_rejected, "rejected_by_reason": self.reasons, "n_alert_records": self.n_records,
-                "n_followups": self.n_followups, "n_files": self.n_files, "seconds": self.seconds,
-                "output": self.output, "partition_by": self.partition_by}
+        return {**super().as_dict(), "rejected_by_reason": self.reasons, "n_alert_records": self.n_records,
+                "n_followups": self.n_followups, "n_files": self.n_files, "output": self.output,
+                "partition_by": self.partition_by}
 
 
 # ---- the session -------------------------------------------------------------------------------
@@ -464,6 +452,7 @@ def _summary(spark, scored, out: str) -> SparkDetectSummary:
         n = int(row["count"])
         if row["rejected"]:
             summary.n_rejected += n
+            summary.rejects_path = f"{out}/rejects"
             summary.reasons[row["reason"]] = summary.reasons.get(row["reason"], 0) + n
             continue
         summary.n_flows += n
