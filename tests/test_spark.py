@@ -212,6 +212,12 @@ def test_parquet_input_scores_as_detect_does(spark, model_dir, inputs, tmp_path)
 
 def test_the_command_line_runs_the_job_and_refuses_what_it_cannot_do(spark, model_dir, inputs, tmp_path, capsys):
     out, summary = tmp_path / "out", tmp_path / "summary.json"
+    other = tmp_path / "reordered.csv"  # the same columns, two of them swapped
+    with gzip.open(inputs[1], "rt") as fh:
+        header, *rows = fh.read().splitlines()[:50]
+    names = header.split(",")
+    names[1], names[3] = names[3], names[1]
+    other.write_text("\n".join([",".join(names), *rows]) + "\n")
     args = ["spark-detect", str(inputs[1]), str(out), "--model-dir", str(model_dir), "--no-suppress"]
     assert main(["-q", *args, "--summary", str(summary)]) == 0
     assert json.loads(summary.read_text())["n_flows"] == 3000
@@ -226,6 +232,8 @@ def test_the_command_line_runs_the_job_and_refuses_what_it_cannot_do(spark, mode
           "date"], "needs flow times"),
         (["spark-detect", str(inputs[1]), str(tmp_path / "o5"), "--model-dir", str(model_dir), "--conf", "nonsense"],
          "KEY=VALUE"),
+        (["spark-detect", str(inputs[1]), str(other), str(tmp_path / "o6"), "--model-dir", str(model_dir)],
+         "header differs"),
     ]
     for argv, message in cases:
         assert main(["-q", *argv]) == 2, argv

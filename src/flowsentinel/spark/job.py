@@ -277,11 +277,12 @@ def _ship_model(spark, model_dir: Path, digest: str) -> str:
     name, and two models called ``model`` must not meet in one session.
     """
     name = f"flowsentinel-model-{digest[:16]}"
-    if name not in _SHIPPED:
+    key = f"{spark.sparkContext.applicationId}/{name}"  # a new session has none of an old one's files
+    if key not in _SHIPPED:
         copy = Path(tempfile.mkdtemp(prefix="flowsentinel-spark-")) / name
         shutil.copytree(model_dir, copy, ignore=shutil.ignore_patterns("report"))
         spark.sparkContext.addFile(str(copy), recursive=True)
-        _SHIPPED[name] = str(copy)
+        _SHIPPED[key] = str(copy)
     return name
 
 
