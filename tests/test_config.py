@@ -24,7 +24,7 @@ def test_default_toml_states_the_real_defaults():
         assert params[key] == value, key
     # Every model parameter is stated, except those set elsewhere or per run.
     elsewhere = {"task", "feature_config", "random_state", "verbose", "num_threads", "time_column", "threshold",
-                 "target_far", "network_params", "callbacks", "backend"}
+                 "target_far", "network_params", "callbacks", "backend", "distributed"}
     assert set(params) - set(cfg.model) - elsewhere == set()
 
 

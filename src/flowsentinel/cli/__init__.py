@@ -26,7 +26,7 @@ log = logging.getLogger("flowsentinel")
 
 #: Command modules, in the order of ``flowsentinel --help``.
 COMMANDS = ("train", "evaluate", "detect", "adapt", "info", "benchmark", "crosseval", "tune", "meter", "collect",
-            "report", "serve", "score", "token")
+            "report", "serve", "score", "token", "spark_detect")
 
 # OS errors that are the environment's, not a bug: the user can act on each.
 _ENVIRONMENT_ERRNOS = {

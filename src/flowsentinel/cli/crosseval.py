@@ -12,7 +12,7 @@ HELP = "cross-dataset evaluation: train on some sources, test on others, CNN-BiL
 
 def add_arguments(c: argparse.ArgumentParser) -> None:
     c.add_argument("--scenarios", default=None,
-                   help="TOML file of [[scenario]] tables (default: configs/crosseval.toml in the checkout)")
+                   help="TOML file of [[scenario]] tables (default: configs/scenarios/crosseval.toml in the checkout)")
     c.add_argument("--models", default="cnn-bilstm,extratrees", help="comma-separated short names")
     c.add_argument("--epochs", type=int, help="maximum epochs of the deep models")
     c.add_argument("--out-dir", default="reports/crosseval", help="where the table goes (default reports/crosseval)")
@@ -28,8 +28,8 @@ def run(args: argparse.Namespace) -> int:
     if path is None:
         root = checkout_root()
         if root is None:
-            raise ConfigError("crosseval: give --scenarios FILE (no checkout with configs/crosseval.toml here)")
-        path = root / "configs" / "crosseval.toml"
+            raise ConfigError("crosseval: give --scenarios FILE (no checkout with configs/scenarios/crosseval.toml here)")
+        path = root / "configs" / "scenarios" / "crosseval.toml"
     cfg = config_from_args(args)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     result = run_crosseval(load_scenarios(path), cfg, models, args.out_dir, epochs=args.epochs)

@@ -35,10 +35,17 @@ def add_arguments(t: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..training.distributed import DistributedContext, train_distributed
     from ..training.run import train_and_evaluate
 
     cfg = config_from_args(args)
-    result = train_and_evaluate(cfg, args.model_dir, args.report_dir)
+    context = DistributedContext.from_env()  # one of several processes started by torchrun
+    if context is not None:
+        result = train_distributed(cfg, args.model_dir, args.report_dir, context)
+        if result is None:  # rank 0 reports
+            return 0
+    else:
+        result = train_and_evaluate(cfg, args.model_dir, args.report_dir)
     print_result(result)
     if result.get("files"):
         print(f"report: {result['files']['report']}")

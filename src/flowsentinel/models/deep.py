@@ -56,20 +56,23 @@ MONITORS = ("f1_macro", "f1_weighted", "accuracy", "roc_auc")
 WEIGHTS_LAYOUT = "torch-state-dict-v1"
 
 
-def class_weights(y: np.ndarray, n_classes: int, scheme: str, max_weight: float = 1000.0) -> np.ndarray | None:
+def class_weights(y: np.ndarray, n_classes: int, scheme: str, max_weight: float = 1000.0,
+                  counts: np.ndarray | None = None) -> np.ndarray | None:
     """Loss weights per class for imbalanced data.
 
     ``balanced`` weighs each class by ``n / (k * n_c)`` (every class counts
     as much in total); ``sqrt`` takes its square root (gentler on classes
-    with a handful of rows); ``none`` gives no weights.
+    with a handful of rows); ``none`` gives no weights. ``counts`` (rows per
+    class) replaces the counts of ``y``: all processes' counts, in distributed training.
 
     >>> class_weights(np.array([0, 0, 0, 1]), 2, "balanced").round(3).tolist()
     [0.667, 2.0]
     """
     if scheme == "none":
         return None
-    counts = np.bincount(y, minlength=n_classes).astype("float64")
-    w = len(y) / (n_classes * np.maximum(counts, 1.0))
+    counts = np.bincount(y, minlength=n_classes) if counts is None else np.asarray(counts)
+    counts = counts.astype("float64")
+    w = counts.sum() / (n_classes * np.maximum(counts, 1.0))
     if scheme == "sqrt":
         w = np.sqrt(w)
     elif scheme != "balanced":
@@ -129,7 +132,8 @@ class TorchBackend:
         optimizer = torch.optim.AdamW(net.parameters(), lr=det.lr, weight_decay=det.weight_decay)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(det.max_epochs, 1))
         return Trainer(net, loss, optimizer, validation_metrics, batch_size=det.batch_size, max_epochs=det.max_epochs,
-                       callbacks=det.training_callbacks(), seed=det.random_state, scheduler=scheduler)
+                       callbacks=det.training_callbacks(), seed=det.random_state, scheduler=scheduler,
+                       distributed=det.distributed)
 
     def state(self, net) -> dict[str, np.ndarray]:
         return {k: v.detach().cpu().contiguous().numpy() for k, v in net.state_dict().items()
@@ -187,6 +191,9 @@ class DeepDetector(BaseDetector):
         callbacks: extra training callbacks, after early stopping, the best
             checkpoint and the progress bar (tuning adds pruning here).
         backend: ``torch`` or ``mindspore``: the framework that trains.
+        distributed: set by :mod:`flowsentinel.training.distributed` when this
+            process is one of several training one model (PyTorch backend
+            only); not saved.
         random_state: seeds weights, shuffling and the validation hold-out.
         num_threads: CPU threads of the framework (``None``: its default).
         verbose: progress bars and per-epoch log lines.
@@ -194,7 +201,7 @@ class DeepDetector(BaseDetector):
 
     needs_validation = True
     #: Parameters that configure one run, not the model: not saved.
-    transient_params = ("callbacks",)
+    transient_params = ("callbacks", "distributed")
 
     def __init__(
         self,
@@ -218,6 +225,7 @@ class DeepDetector(BaseDetector):
         feature_config: FeatureConfig | None = None,
         callbacks: tuple = (),
         backend: str = "torch",
+        distributed: Any = None,
         random_state: int = 0,
         num_threads: int | None = None,
         verbose: bool = True,
@@ -242,6 +250,7 @@ class DeepDetector(BaseDetector):
         self.feature_config = feature_config
         self.callbacks = callbacks
         self.backend = backend
+        self.distributed = distributed
         self.random_state = random_state
         self.num_threads = num_threads
         self.verbose = verbose
@@ -254,6 +263,9 @@ class DeepDetector(BaseDetector):
             raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}; got {self.backend!r}")
         if self.mode not in MODES:
             raise ConfigError(f"mode must be one of {', '.join(MODES)}; got {self.mode!r}")
+        if self.distributed is not None and self.backend != "torch":
+            raise ConfigError(f"distributed training runs PyTorch's DistributedDataParallel: backend must be 'torch', "
+                              f"got {self.backend!r}")
         checks.positive_int("window", self.window)
         checks.positive_int("batch_size", self.batch_size, 2)
         checks.positive_int("max_epochs", self.max_epochs)
@@ -322,18 +334,30 @@ class DeepDetector(BaseDetector):
     def _fit(self, X, y, X_val, y_val) -> None:
         backend = backend_for(self.backend)
         backend.seed(self)
-        codes = self._set_classes(y)
+        shared = self.distributed  # every process must agree on the classes, the preprocessing and the weights
+        if shared is None:
+            codes = self._set_classes(y)
+            matrix = self._fit_features(X)
+        else:
+            codes = self._set_classes(np.concatenate([y, shared.all_labels(y)]))[: len(y)]
+            self.features_ = shared.fitted_features(self.feature_config or FeatureConfig(), X)
+            self._set_feature_names()
+            matrix = self.features_.transform(X)
         codes_val = self._codes(y_val)
-        train_src = self.model_input(X, self._fit_features(X))
+        train_src = self.model_input(X, matrix)
         val_src = self.model_input(X_val, self.features_.transform(X_val))
-        net = backend.build(self, train_src.X.shape[1], len(self.classes_))
+        n_classes = len(self.classes_)
+        counts = None if shared is None else shared.sum(np.bincount(codes, minlength=n_classes))
+        net = backend.build(self, train_src.X.shape[1], n_classes)
         backend.fit_inputs(net, train_src.X)
-        self._train(backend, net, train_src, codes, val_src, codes_val)
+        self._train(backend, net, train_src, codes, val_src, codes_val, counts)
         self.n_train_flows_ = int(len(X))
 
-    def _train(self, backend, net, train_src, codes, val_src, codes_val) -> None:
-        """The shared loop on prepared inputs; the network, engine and history are kept."""
-        weights = class_weights(codes, len(self.classes_), self.class_weight)
+    def _train(self, backend, net, train_src, codes, val_src, codes_val, counts=None) -> None:
+        """The shared loop on prepared inputs; the network, engine and history are kept.
+
+        ``counts``: the classes' row counts over every process of a distributed run."""
+        weights = class_weights(codes, len(self.classes_), self.class_weight, counts=counts)
         trainer = backend.trainer(self, net, weights)
         trainer.fit(train_src, codes, val_src, codes_val)
         self.network_ = net

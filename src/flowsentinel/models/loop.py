@@ -3,6 +3,14 @@
 Small named steps (:meth:`Trainer.train_step`, :meth:`Trainer.validation_step`)
 and callbacks (early stopping, best checkpoint, progress bar, history) instead
 of flags threaded through the loop.
+
+Several processes train with the same loop (PyTorch DistributedDataParallel):
+given a ``distributed`` context (:class:`flowsentinel.training.distributed.DistributedContext`)
+the Trainer asks it for three things only: the module that averages gradients
+across processes (:meth:`wrap`), the rows of this process's shard an epoch
+visits (:meth:`epoch_order`, the same number in every process) and every
+process's validation predictions (:meth:`gather_validation`), so that each
+process takes the same early-stopping and checkpoint decisions.
 """
 
 from __future__ import annotations
@@ -156,6 +164,8 @@ class Trainer:
         batch_size, max_epochs: as named.
         callbacks: run in order at each hook.
         seed: shuffling seed (batches are drawn from a seeded generator).
+        distributed: the context of one process of several (see the module
+            docstring); ``None`` in a single process.
     """
 
     def __init__(
@@ -170,8 +180,12 @@ class Trainer:
         callbacks: Sequence[Callback] = (),
         seed: int = 0,
         scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+        distributed=None,
     ):
         self.module = module
+        self.distributed = distributed
+        # The module training steps run through: under DDP its backward pass all-reduces the gradients.
+        self.train_module = module if distributed is None else distributed.wrap(module)
         self.loss_fn = loss_fn
         self.optimizer = optimizer
         self.metric_fn = metric_fn
@@ -192,7 +206,7 @@ class Trainer:
     def train_step(self, xb: torch.Tensor, yb: torch.Tensor) -> float:
         self.module.train()
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.loss_fn(self.module(xb), yb)
+        loss = self.loss_fn(self.train_module(xb), yb)
         loss.backward()
         nn.utils.clip_grad_norm_(self.module.parameters(), 5.0)
         self.optimizer.step()
@@ -200,12 +214,15 @@ class Trainer:
 
     def validation_step(self, source: BatchSource, y: np.ndarray) -> tuple[float, dict[str, float]]:
         logits = predict_logits(self.module, source)
+        if self.distributed is not None:
+            y, logits = self.distributed.gather_validation(y, logits)
         with torch.no_grad():
             loss = float(self.loss_fn(torch.from_numpy(logits), torch.from_numpy(y)))
         return loss, self.metric_fn(y, logits)
 
     def train_epoch(self, source: BatchSource, y: np.ndarray, epoch: int) -> tuple[float, float]:
-        order = self.rng.permutation(len(source))
+        order = self.rng.permutation(len(source)) if self.distributed is None else \
+            self.distributed.epoch_order(len(source), self.rng)
         total, n_seen = 0.0, 0
         start = time.perf_counter()
         for begin in range(0, len(order), self.batch_size):

@@ -9,7 +9,7 @@ per test source: detection rate and false-alarm rate at the model's
 threshold, ROC-AUC and PR-AUC. Every model of a scenario trains on the same
 split at the same threshold policy (the config's), in one run.
 
-Scenarios are TOML tables (``configs/crosseval.toml``)::
+Scenarios are TOML tables (``configs/scenarios/crosseval.toml``)::
 
     [[scenario]]
     name = "BoT-IoT -> CIC-IDS2018"

@@ -15,14 +15,19 @@ from ..evaluation.report import write_report
 from ..persistence import save_model
 from .experiment import fit_and_evaluate, load_dataset, prepare
 
-__all__ = ["train_and_evaluate"]
+__all__ = ["train_and_evaluate", "report_and_save", "report_folder"]
 
 log = logging.getLogger(__name__)
 
 
+def report_folder(model_dir: str | Path | None, report_dir: str | Path | None) -> Path | None:
+    """Where a run's report goes: ``report_dir``, else ``MODEL_DIR/report``."""
+    return Path(report_dir) if report_dir else (Path(model_dir) / "report" if model_dir else None)
+
+
 def train_and_evaluate(cfg: ExperimentConfig, model_dir: str | Path | None, report_dir: str | Path | None) -> dict:
     """Train the configured detector, evaluate it and its references, save it."""
-    report_dir = Path(report_dir) if report_dir else (Path(model_dir) / "report" if model_dir else None)
+    report_dir = report_folder(model_dir, report_dir)
     detector = build_detector(cfg)
     detector.check_params()
     references = [build_reference(name, cfg) for name in cfg.run.references]
@@ -41,6 +46,13 @@ def train_and_evaluate(cfg: ExperimentConfig, model_dir: str | Path | None, repo
         ref_metrics[out["name"]] = out["metrics"]
         curves[out["name"]] = out["curve"]
 
+    return report_and_save(cfg, detector, main, ref_metrics, curves, data, prepared, model_dir, report_dir)
+
+
+def report_and_save(cfg: ExperimentConfig, detector, main: dict, ref_metrics: dict, curves: dict, data, prepared,
+                    model_dir: str | Path | None, report_dir: str | Path | None) -> dict:
+    """The run's result, its model saved and its report written (what every way of training ends with)."""
+    report_dir = report_folder(model_dir, report_dir)
     result = {
         "title": f"{main['name']}, {cfg.run.task}, {prepared.protocol} protocol",
         "model_name": main["name"],
