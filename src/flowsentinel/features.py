@@ -243,15 +243,24 @@ def make_windows(keys: np.ndarray, order: np.ndarray | None, window: int) -> np.
     The window is labelled by its last flow, ``i`` itself.
 
     Call it on one split at a time: indices only ever point inside the table
-    it was given, so no window crosses a train/test boundary.
+    it was given, so no window crosses a train/test boundary. A flow without
+    a key (a file without address columns) has no context: its window holds
+    itself alone.
 
     >>> make_windows(np.array(["a", "b", "a", "a"]), None, 3).tolist()
     [[-1, -1, 0], [-1, -1, 1], [-1, 0, 2], [0, 2, 3]]
+    >>> make_windows(np.array(["", None, ""], dtype=object), None, 2).tolist()
+    [[-1, 0], [-1, 1], [-1, 2]]
     """
     n = len(keys)
     if window < 1:
         raise ConfigError(f"window must be >= 1, got {window}")
-    codes = pd.factorize(pd.Series(keys))[0]
+    series = pd.Series(keys)
+    codes = pd.factorize(series)[0]
+    missing = (series.isna() | (series.astype(str).str.strip() == "")).to_numpy()
+    if missing.any():
+        codes = codes.copy()
+        codes[missing] = codes.max(initial=-1) + 1 + np.arange(int(missing.sum()))
     time = np.arange(n) if order is None else np.asarray(order)
     # Stable sort by (key, time, table position).
     perm = np.lexsort((np.arange(n), time, codes))

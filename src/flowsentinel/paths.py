@@ -21,7 +21,7 @@ import logging
 import os
 from pathlib import Path
 
-__all__ = ["DATA_ENV", "checkout_root", "data_dir", "data_file", "package_file"]
+__all__ = ["DATA_ENV", "checkout_root", "data_dir", "data_file", "package_file", "shipped_model_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -63,3 +63,14 @@ def data_file(relative: str | os.PathLike) -> Path | None:
 def package_file(relative: str | os.PathLike) -> Path:
     """A file shipped inside the package (``src/flowsentinel/data/...``)."""
     return _PACKAGE / "data" / relative
+
+
+def shipped_model_dir() -> Path:
+    """The model that ships inside the package (``docs/model-card.md``); ``--model-dir`` defaults to it."""
+    path = package_file("models/default")
+    if not (path / "manifest.json").is_file():
+        from .errors import ModelLoadError
+
+        raise ModelLoadError(f"{path}: this install carries no shipped model; pass --model-dir DIR, or build it "
+                             "with bash scripts/build_default_model.sh")
+    return path

@@ -8,9 +8,28 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["DEFAULT_MODEL_DIR", "output", "config_from_args", "add_config_arguments", "print_result", "load_detector"]
+__all__ = ["DEFAULT_MODEL_DIR", "TRAIN_MODEL_DIR", "add_model_argument", "output", "config_from_args",
+           "add_config_arguments", "print_result", "load_detector"]
 
-DEFAULT_MODEL_DIR = "models/cnn-bilstm"
+#: Where ``train`` saves a model unless told otherwise (relative to where it runs, like any output).
+TRAIN_MODEL_DIR = "models/cnn-bilstm"
+#: The model the commands that score use unless told otherwise: the one shipped inside the package.
+DEFAULT_MODEL_DIR = None
+
+
+def add_model_argument(p: argparse.ArgumentParser, help: str = "the model to use") -> None:
+    """``--model-dir``, defaulting to the model shipped with flowsentinel."""
+    p.add_argument("--model-dir", default=None,
+                   help=f"{help} (default: the model shipped with flowsentinel, see docs/model-card.md)")
+
+
+def model_dir_of(args: argparse.Namespace) -> str:
+    """``--model-dir``, or the shipped model's folder."""
+    if getattr(args, "model_dir", None):
+        return args.model_dir
+    from ..paths import shipped_model_dir
+
+    return str(shipped_model_dir())
 
 
 @contextmanager

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from ..choices import ENGINES, OUTPUT_FORMATS
-from ._common import DEFAULT_MODEL_DIR, output
+from ._common import add_model_argument, model_dir_of, output
 
 NAME = "collect"
 HELP = "receive NetFlow v5/v9 and IPFIX from exporters and score the flows as they arrive"
@@ -19,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     d = CollectorConfig()
     p.add_argument("--listen", required=True, metavar="HOST:PORT", help="UDP address to receive on, e.g. 0.0.0.0:2055")
-    p.add_argument("--model-dir", default=DEFAULT_MODEL_DIR)
+    add_model_argument(p)
     p.add_argument("--output", "-o", help="alerts and verdicts (EVE JSON lines or CSV); default: standard output")
     p.add_argument("--format", choices=OUTPUT_FORMATS, default="jsonl")
     p.add_argument("--alerts-only", action="store_true", help="write alerts only, not every flow")
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         stopping.append(signum)
 
     with output(args.output) as out:
-        scorer = Scorer(args.model_dir, out, fmt=args.format, only_alerts=args.alerts_only, engine=args.engine,
+        scorer = Scorer(model_dir_of(args), out, fmt=args.format, only_alerts=args.alerts_only, engine=args.engine,
                         threads=args.threads)
         needed = scorer.required_columns
         print(f"collect: the model needs {len(needed)} flow columns: {', '.join(needed)}", file=sys.stderr)

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..alerting.suppress import SUPPRESS_KEYS
 from ..choices import BACKENDS, ENGINES, OUTPUT_FORMATS
 from ..errors import UsageError
-from ._common import DEFAULT_MODEL_DIR, load_detector, output
+from ._common import add_model_argument, load_detector, model_dir_of, output
 
 NAME = "detect"
 HELP = "score flows (a flow file, a capture or an interface) and write verdicts"
@@ -20,7 +20,7 @@ def add_arguments(d: argparse.ArgumentParser) -> None:
     d.add_argument("input", nargs="?",
                    help="flow file (CSV, CSV.gz, Parquet), capture (pcap, pcapng) or nfdump file (nfcapd, nfdump -o csv)")
     d.add_argument("--interface", "-i", help="meter and score a live interface")
-    d.add_argument("--model-dir", default=DEFAULT_MODEL_DIR)
+    add_model_argument(d)
     d.add_argument("--output", "-o", help="default: standard output")
     d.add_argument("--format", choices=OUTPUT_FORMATS, default="jsonl")
     d.add_argument("--alerts-only", action="store_true", help="write alerts only, not every flow")
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
 
     if bool(args.input) == bool(args.interface):
         raise UsageError("detect: give an INPUT file (flows or capture) or --interface IF, not both and not neither")
-    detector = load_detector(args.model_dir, args.backend, args.engine, args.threads)
+    detector = load_detector(model_dir_of(args), args.backend, args.engine, args.threads)
     options = writer_options(args, detector)
     progress = not args.no_progress
     with output(args.output) as out:

@@ -6,17 +6,17 @@ import argparse
 from pathlib import Path
 
 from ..choices import BACKENDS
-from ._common import DEFAULT_MODEL_DIR, load_detector, print_result
+from ._common import add_model_argument, load_detector, model_dir_of, print_result
 
 NAME = "evaluate"
 HELP = "score every flow of a labelled file and write metrics"
 
 
 def add_arguments(e: argparse.ArgumentParser) -> None:
-    e.add_argument("--model-dir", default=DEFAULT_MODEL_DIR)
+    add_model_argument(e)
     e.add_argument("--data", required=True, action="append", metavar="SOURCE",
                    help="a labelled source, repeatable (flow file, labels file, FOLDER=LABEL; see docs/sources.md)")
-    e.add_argument("--report-dir", help="default MODEL_DIR/evaluation")
+    e.add_argument("--report-dir", help="default MODEL_DIR/evaluation (reports/evaluation for the shipped model)")
     e.add_argument("--backend", choices=BACKENDS)
 
 
@@ -25,8 +25,9 @@ def run(args: argparse.Namespace) -> int:
     from ..models.registry import short_name
     from ..training.experiment import evaluate, load_dataset
 
-    detector = load_detector(args.model_dir, args.backend)
-    report_dir = Path(args.report_dir or Path(args.model_dir) / "evaluation")
+    detector = load_detector(model_dir_of(args), args.backend)
+    # Beside a model of the user's; the shipped model's folder is the package's, not a place for reports.
+    report_dir = Path(args.report_dir or (Path(args.model_dir) / "evaluation" if args.model_dir else "reports/evaluation"))
     data = load_dataset(args.data, rejects_dir=report_dir)
     detector.check_columns(data.flows.columns, str(args.data))
     manifest = detector.manifest_
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         "data": data.description,
         "synthetic": data.synthetic,
         "task": task,
-        "model": f"{args.model_dir} ({manifest['estimator']} {name})",
+        "model": f"{model_dir_of(args)} ({manifest['estimator']} {name})",
         "model_name": name,
         "sources": data.counts_table(),
         "metrics": metrics,

@@ -5,28 +5,28 @@ from __future__ import annotations
 import argparse
 import json
 
-from ._common import DEFAULT_MODEL_DIR
+from ._common import add_model_argument, model_dir_of
 
 NAME = "info"
 HELP = "what a saved model is and how it scored"
 
 
 def add_arguments(i: argparse.ArgumentParser) -> None:
-    i.add_argument("--model-dir", default=DEFAULT_MODEL_DIR)
+    add_model_argument(i)
     i.add_argument("--json", action="store_true", help="print the whole manifest")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..persistence import read_manifest, verify_model
 
-    manifest = read_manifest(args.model_dir)
-    verified = verify_model(args.model_dir, manifest)
+    manifest = read_manifest(model_dir_of(args))
+    verified = verify_model(model_dir_of(args), manifest)
     if args.json:
         print(json.dumps(manifest, indent=2))
         return 0
     test = manifest.get("metrics", {}).get("test", {})
     data = manifest.get("training_data", {})
-    print(f"model:      {args.model_dir}")
+    print(f"model:      {model_dir_of(args)}")
     network = manifest.get("params", {}).get("network")
     backend = f", {manifest['backend']} backend" if manifest.get("backend") else ""
     print(f"estimator:  {manifest['estimator']}{' ' + network if network else ''} (task {manifest.get('task')}{backend})")

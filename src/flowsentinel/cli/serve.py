@@ -7,7 +7,7 @@ import re
 
 from ..choices import ENGINES
 from ..errors import UsageError
-from ._common import DEFAULT_MODEL_DIR
+from ._common import add_model_argument, model_dir_of
 
 NAME = "serve"
 HELP = "run the scoring service: an HTTP API, and optionally the live meter, into one alert file"
@@ -32,7 +32,7 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
     from ..service.config import Limits, ServiceConfig
 
     d, lim = ServiceConfig(model_dir=""), Limits()
-    s.add_argument("--model-dir", default=DEFAULT_MODEL_DIR, help="the model scored with at start")
+    add_model_argument(s, "the model scored with at start")
     s.add_argument("--host", default=d.host, help=f"address to listen on (default {d.host})")
     s.add_argument("--port", type=int, default=d.port, help=f"port (default {d.port})")
     s.add_argument("--token-file", help="bearer tokens, hashed (made by 'flowsentinel token add')")
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
                     request_timeout=args.request_timeout, max_concurrency=args.max_concurrency,
                     max_connections=args.max_connections)
     config = ServiceConfig(
-        model_dir=args.model_dir, host=args.host, port=args.port, token_file=args.token_file,
+        model_dir=model_dir_of(args), host=args.host, port=args.port, token_file=args.token_file,
         allow_unauthenticated=args.insecure_no_auth, tls_cert=args.tls_cert, tls_key=args.tls_key,
         model_root=args.model_root, alerts_path=args.alerts, rotate_bytes=args.rotate_size, rotate_keep=args.rotate_keep,
         interface=args.interface, collect=args.collect, engine=args.engine, threads=args.threads, workers=args.workers,

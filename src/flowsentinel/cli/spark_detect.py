@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..alerting.suppress import SUPPRESS_KEYS
 from ..errors import UsageError
-from ._common import DEFAULT_MODEL_DIR
+from ._common import add_model_argument, model_dir_of
 
 NAME = "spark-detect"
 HELP = "score flow archives (CSV, CSV.gz, Parquet; local or Hadoop/S3 URIs) on Apache Spark"
@@ -20,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="flow files, folders or globs")
     p.add_argument("output", metavar="OUTPUT", help="folder for verdicts/ (Parquet), rejects/ (CSV) and alerts/ (EVE)")
-    p.add_argument("--model-dir", default=DEFAULT_MODEL_DIR)
+    add_model_argument(p)
     p.add_argument("--master", help="Spark master (default: spark-submit's, else local[*])")
     p.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="a Spark setting (repeatable)")
     p.add_argument("--format", choices=ALERT_FORMATS, default="jsonl", help="alert records (default jsonl: EVE)")
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from ..spark import SparkDetectConfig, spark_detect, spark_session
 
     config = SparkDetectConfig(
-        inputs=tuple(args.inputs), output=args.output, model_dir=args.model_dir, fmt=args.format,
+        inputs=tuple(args.inputs), output=args.output, model_dir=model_dir_of(args), fmt=args.format,
         partition_by=args.partition_by, sensor=args.sensor, community_id_seed=args.community_id_seed,
         suppress=SuppressConfig(window_s=args.suppress_window, key=args.suppress_by, enabled=not args.no_suppress),
         batch_rows=args.batch_rows, threads=args.threads, overwrite=args.overwrite)

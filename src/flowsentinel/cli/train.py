@@ -6,7 +6,7 @@ import argparse
 
 from ..choices import BACKENDS, MODES, PROTOCOLS, TASKS
 from ._common import (
-    DEFAULT_MODEL_DIR,
+    TRAIN_MODEL_DIR,
     add_config_arguments,
     config_from_args,
     print_result,
@@ -21,7 +21,7 @@ def add_arguments(t: argparse.ArgumentParser) -> None:
                    help="a labelled source, repeatable: an NF flow file (CSV, CSV.gz, Parquet), a labels file of "
                         "captures, or FOLDER=LABEL (see docs/sources.md); default: the shared NF-BoT-IoT-v2 sample, "
                         "else synthetic flows")
-    t.add_argument("--model-dir", default=DEFAULT_MODEL_DIR, help=f"where to save the model (default {DEFAULT_MODEL_DIR})")
+    t.add_argument("--model-dir", default=TRAIN_MODEL_DIR, help=f"where to save the model (default {TRAIN_MODEL_DIR})")
     t.add_argument("--report-dir", help="where to write the report (default MODEL_DIR/report)")
     t.add_argument("--task", choices=TASKS)
     t.add_argument("--protocol", choices=PROTOCOLS)

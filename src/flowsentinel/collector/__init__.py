@@ -16,12 +16,13 @@ frames. See ``docs/collector.md``.
 
 from importlib import import_module
 
-__all__ = ["Collector", "CollectorConfig", "Counters", "Decoder", "UdpListener", "parse_listen"]
+__all__ = ["Collector", "CollectorConfig", "Counters", "Decoder", "FrameStream", "UdpListener", "collect_frames",
+           "parse_listen"]
 
 # Where each public name lives; imported on first use, so that the command
 # line can read the settings without importing numpy and pandas.
 _HOMES = {"Collector": "service", "CollectorConfig": "config", "Counters": "counters", "Decoder": "decoder",
-          "UdpListener": "transport", "parse_listen": "config"}
+          "UdpListener": "transport", "parse_listen": "config", "FrameStream": "stream", "collect_frames": "stream"}
 
 
 def __getattr__(name: str):

@@ -41,18 +41,15 @@ _START_TIMEOUT = 60.0
 def collector_source(config: ServiceConfig):
     """The flow frames of a NetFlow/IPFIX collector on ``config.collect`` (``HOST:PORT``).
 
-    The collector lives in ``flowsentinel.collector``; this needs its
-    ``collect_frames(host, port)``, an iterable of DataFrames with the NF
-    columns and a ``close()`` that ends the iteration from another thread.
+    :func:`flowsentinel.collector.collect_frames`: an iterable of DataFrames
+    with the NF columns and a ``close()`` that ends the iteration from
+    another thread.
     """
     host, _, port = config.collect.rpartition(":")
     if not host or not port.isdigit():
         raise UsageError(f"serve --collect {config.collect!r}: expected HOST:PORT, e.g. 127.0.0.1:2055")
-    try:
-        from ..collector import collect_frames  # type: ignore[attr-defined]
-    except ImportError:
-        raise UsageError("serve --collect: this flowsentinel has no NetFlow collector (flowsentinel.collector) yet; "
-                         "meter an interface with --interface, or post flows to /v1/score") from None
+    from ..collector import collect_frames
+
     return collect_frames(host.strip("[]"), int(port))
 
 
