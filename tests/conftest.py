@@ -38,6 +38,15 @@ def sample_slice(sample_path, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def pcaps() -> Path:
+    """The shared captures folder (skipped where it is absent)."""
+    folder = data_dir() / "pcaps"
+    if not (folder / "ppa").is_dir():
+        pytest.skip(f"shared captures not found at {folder}; set FLOWSENTINEL_DATA to the shared data folder")
+    return folder
+
+
+@pytest.fixture(scope="session")
 def real_data() -> bool:
     """Whether the shared NF-BoT-IoT-v2 sample is there (tests that always run adapt to it)."""
     return (data_root() / SAMPLE).exists()

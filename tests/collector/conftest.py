@@ -27,14 +27,6 @@ def cli_env() -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
 
 
-@pytest.fixture(scope="session")
-def pcaps() -> Path:
-    folder = data_dir() / "pcaps"
-    if not (folder / "ppa").is_dir():
-        pytest.skip(f"shared captures not found at {folder}; set FLOWSENTINEL_DATA to the shared data folder")
-    return folder
-
-
 #: The default network (configs/default.toml's [model]), for a short run on configs/exporter.toml's columns.
 SMALL_NETWORK = ["model.conv_channels=[8, 16]", "model.pool=6", "model.lstm_hidden=16", "model.dense=32",
                  "model.dropout=0.2", "model.input_bins=0"]

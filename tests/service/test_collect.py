@@ -10,7 +10,6 @@ import httpx
 import pytest
 
 from flowsentinel.service.process import ServiceProcess
-from tests.collector.conftest import pcaps  # noqa: F401  (the shared captures fixture)
 from tests.service.conftest import auth, serve_args
 
 

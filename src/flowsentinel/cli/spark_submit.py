@@ -1,4 +1,4 @@
-"""The ``spark-submit`` entry point: ``spark-submit [options] .../flowsentinel/spark/submit.py INPUT... OUTPUT --model-dir DIR``.
+"""The ``spark-submit`` entry point: ``spark-submit [options] .../flowsentinel/cli/spark_submit.py INPUT... OUTPUT --model-dir DIR``.
 
 The arguments are those of ``flowsentinel spark-detect``; the session is the
 one ``spark-submit`` configured (master, executors, memory), see docs/scale-out.md.
