@@ -31,7 +31,11 @@ from itertools import islice, repeat
 
 import numpy as np
 import pandas as pd
-from numpy.dtypes import StringDType
+
+try:  # numpy >= 2: vectorised string ufuncs; the MindSpore environment pins numpy < 2
+    from numpy.dtypes import StringDType
+except ImportError:  # pragma: no cover - exercised in the MindSpore environment
+    StringDType = None
 
 from ..schema import ICMP_PROTOCOLS
 from .community_id import community_ids
@@ -40,7 +44,6 @@ from .ndpi import app_protos
 __all__ = [
     "FlowColumns",
     "PROTO_NAMES",
-    "STRING",
     "cat",
     "cat_list",
     "flow_ids",
@@ -52,7 +55,7 @@ __all__ = [
     "proto_names",
 ]
 
-STRING = StringDType()
+_STRING = StringDType() if StringDType is not None else None
 #: IP protocol numbers as Suricata names them in ``proto``.
 PROTO_NAMES = {1: "ICMP", 2: "IGMP", 6: "TCP", 17: "UDP", 47: "GRE", 50: "ESP", 58: "IPv6-ICMP", 132: "SCTP"}
 # Suricata's flow_id fits in 51 bits so that JSON readers that parse numbers
@@ -126,10 +129,15 @@ def json_fixed(values: np.ndarray, digits: int = 6, prefix: str = "", suffix: st
     scaled = np.rint(np.where(bad, 0.0, values) * 10.0**digits).astype(np.int64)
     codes, uniques = pd.factorize(scaled)
     whole, frac = np.divmod(np.abs(uniques), 10**digits)
-    frac_text = np.strings.rstrip(np.strings.zfill(frac.astype(STRING), digits), "0")
+    if _STRING is None:
+        table = _objects([f"{prefix}{'-' if u < 0 else ''}{w}.{(f'{f:0{digits}d}'.rstrip('0') or '0')}{suffix}"
+                          for u, w, f in zip(uniques.tolist(), whole.tolist(), frac.tolist())])
+        text = table[codes]
+        return np.where(bad, f"{prefix}null{suffix}", text) if bad.any() else text
+    frac_text = np.strings.rstrip(np.strings.zfill(frac.astype(_STRING), digits), "0")
     frac_text = np.where(frac_text == "", "0", frac_text)
     sign = np.where(uniques < 0, "-", "")
-    table = np.strings.add(np.strings.add(np.strings.add(np.strings.add(prefix, sign), whole.astype(STRING)), "."),
+    table = np.strings.add(np.strings.add(np.strings.add(np.strings.add(prefix, sign), whole.astype(_STRING)), "."),
                            np.strings.add(frac_text, suffix))
     text = table.astype(object)[codes]
     return np.where(bad, f"{prefix}null{suffix}", text) if bad.any() else text
