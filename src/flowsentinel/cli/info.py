@@ -40,7 +40,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"integrity:  {len(verified)} files and the decision fields match the manifest's digests")
     if data:
         synth = " [SYNTHETIC]" if data.get("synthetic") else ""
-        print(f"trained on: {data.get('path')}{synth} ({data.get('n_flows', 0):,} flows, sha256 {str(data.get('sha256'))[:16]}...)")
+        if data.get("sources"):
+            for i, source in enumerate(data["sources"]):
+                classes = ", ".join(f"{k} {v:,}" for k, v in source.get("classes", {}).items())
+                print(f"{'trained on:' if i == 0 else '':<11} {source.get('name')} ({source.get('flows', 0):,} flows: {classes})")
+        else:
+            print(f"trained on: {data.get('path')}{synth} ({data.get('n_flows', 0):,} flows, "
+                  f"sha256 {str(data.get('sha256'))[:16]}...)")
     if test:
         far = test.get("false_alarm_rate")
         print(f"test ({manifest['metrics'].get('protocol')} protocol, {test.get('n_flows', 0):,} flows): "
