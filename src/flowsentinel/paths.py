@@ -21,7 +21,7 @@ import logging
 import os
 from pathlib import Path
 
-__all__ = ["DATA_ENV", "checkout_root", "data_dir", "data_file", "package_file", "shipped_model_dir"]
+__all__ = ["DATA_ENV", "SHIPPED_MODELS", "checkout_root", "data_dir", "data_file", "package_file", "shipped_model_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +65,17 @@ def package_file(relative: str | os.PathLike) -> Path:
     return _PACKAGE / "data" / relative
 
 
-def shipped_model_dir() -> Path:
-    """The model that ships inside the package (``docs/model-card.md``); ``--model-dir`` defaults to it."""
-    path = package_file("models/default")
+#: The models that ship inside the package, by name (docs/model-card.md): ``default`` reads the columns
+#: of the meter and of NF files; ``exporter`` only what a plain NetFlow/IPFIX exporter sends.
+SHIPPED_MODELS = ("default", "exporter")
+
+
+def shipped_model_dir(name: str = "default") -> Path:
+    """A model that ships inside the package (``docs/model-card.md``); ``--model-dir`` defaults to one."""
+    path = package_file(f"models/{name}")
     if not (path / "manifest.json").is_file():
         from .errors import ModelLoadError
 
-        raise ModelLoadError(f"{path}: this install carries no shipped model; pass --model-dir DIR, or build it "
-                             "with bash scripts/build_default_model.sh")
+        raise ModelLoadError(f"{path}: this install carries no shipped {name!r} model; pass --model-dir DIR, or "
+                             f"build it with bash scripts/build_default_model.sh {name}")
     return path

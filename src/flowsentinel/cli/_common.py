@@ -17,19 +17,21 @@ TRAIN_MODEL_DIR = "models/cnn-bilstm"
 DEFAULT_MODEL_DIR = None
 
 
-def add_model_argument(p: argparse.ArgumentParser, help: str = "the model to use") -> None:
-    """``--model-dir``, defaulting to the model shipped with flowsentinel."""
+def add_model_argument(p: argparse.ArgumentParser, help: str = "the model to use", shipped: str = "default") -> None:
+    """``--model-dir``, defaulting to a model shipped with flowsentinel (``shipped`` names which)."""
+    which = "" if shipped == "default" else f" for {shipped}s"
     p.add_argument("--model-dir", default=None,
-                   help=f"{help} (default: the model shipped with flowsentinel, see docs/model-card.md)")
+                   help=f"{help} (default: the model shipped with flowsentinel{which}, see docs/model-card.md)")
+    p.set_defaults(shipped_model=shipped)
 
 
 def model_dir_of(args: argparse.Namespace) -> str:
-    """``--model-dir``, or the shipped model's folder."""
+    """``--model-dir``, or the folder of the shipped model the command defaults to."""
     if getattr(args, "model_dir", None):
         return args.model_dir
     from ..paths import shipped_model_dir
 
-    return str(shipped_model_dir())
+    return str(shipped_model_dir(getattr(args, "shipped_model", "default")))
 
 
 @contextmanager

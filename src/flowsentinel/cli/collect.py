@@ -19,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     d = CollectorConfig()
     p.add_argument("--listen", required=True, metavar="HOST:PORT", help="UDP address to receive on, e.g. 0.0.0.0:2055")
-    add_model_argument(p)
+    add_model_argument(p, shipped="exporter")
     p.add_argument("--output", "-o", help="alerts and verdicts (EVE JSON lines or CSV); default: standard output")
     p.add_argument("--format", choices=OUTPUT_FORMATS, default="jsonl")
     p.add_argument("--alerts-only", action="store_true", help="write alerts only, not every flow")
