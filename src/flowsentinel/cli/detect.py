@@ -103,12 +103,7 @@ def run(args: argparse.Namespace) -> int:
             name, version = model_identity(detector)
             writer = AlertWriter(out, args.format, model_name=name, model_version=version, only_alerts=args.alerts_only,
                                  threshold=detector.threshold_, interface=args.interface, **options)
-            frames = meter_run
-            if getattr(detector, "mode", "flow") == "window":
-                import pandas as pd
-
-                frames = [pd.concat(list(meter_run), ignore_index=True)]
-            summary = detect_frames(detector, frames, writer, where=args.input or args.interface, progress=progress)
+            summary = detect_frames(detector, meter_run, writer, where=args.input or args.interface, progress=progress)
             print(f"metering: {meter_run.stats.summary()}", file=sys.stderr)
         elif is_nfdump(args.input):
             from ..collector.nfdump import read_nfdump
