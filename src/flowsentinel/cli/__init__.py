@@ -46,6 +46,20 @@ _ENVIRONMENT_ERRNOS = {
 }
 
 
+class _Version(argparse.Action):
+    """``--version``, reading the version only when asked (see ``flowsentinel.__getattr__``)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                 help="show program's version number and exit"):
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .. import __version__
+
+        print(f"flowsentinel {__version__}")  # on standard output, as argparse's own version action
+        parser.exit()
+
+
 def chosen_command(argv: Sequence[str]) -> str | None:
     """The command an argument list names: its first word that is not an option.
 
@@ -67,11 +81,9 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     command only, so that ``detect`` does not start by importing Spark or
     scikit-learn. Without ``argv`` every command gets its arguments.
     """
-    from .. import __version__
-
     chosen = None if argv is None else chosen_command(argv)
     p = argparse.ArgumentParser(prog="flowsentinel", description="CNN-BiLSTM network intrusion detection over NetFlow records.")
-    p.add_argument("--version", action="version", version=f"flowsentinel {__version__}")
+    p.add_argument("--version", action=_Version)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
