@@ -14,7 +14,7 @@ import pytest
 from flowsentinel.io.alerts import AlertWriter
 from flowsentinel.models.deep import cnn_bilstm
 from flowsentinel.persistence import load_model, save_model
-from flowsentinel.serving.detect import LINE, StreamConfig, WindowContext, detect_file, detect_frames
+from flowsentinel.serving.detect import LINE, DetectSummary, StreamConfig, WindowContext, detect_file, detect_frames
 
 pytest.importorskip("onnxruntime")
 
@@ -178,6 +178,23 @@ def test_an_error_in_any_stage_reaches_the_caller_as_raised(flow_model, flows, s
         detect_frames(detector, frames, writer, progress=False)
     assert caught.value is error
     assert no_pipeline_threads()
+
+
+def test_the_summary_says_what_was_written_before_an_error(flow_model, flows, monkeypatch):
+    writer = AlertWriter(io.StringIO(), "csv", threshold=flow_model.threshold_)
+    real_write, calls = writer.write, []
+
+    def failing_write(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise Boom("disk")
+        return real_write(*args)
+
+    monkeypatch.setattr(writer, "write", failing_write)
+    summary = DetectSummary()
+    with pytest.raises(Boom):
+        detect_frames(flow_model, _frames(flows), writer, progress=False, summary=summary)
+    assert summary.n_flows == 2 * (len(flows) // 6)
 
 
 def test_a_keyboard_interrupt_in_the_calling_thread_stops_the_workers(flow_model, flows):

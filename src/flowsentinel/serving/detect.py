@@ -111,11 +111,13 @@ class DetectSummary:
 
 def model_identity(detector) -> tuple[str, str]:
     """The model's short name, and a version: flowsentinel's and the model's creation time."""
-    from .. import __version__
     from ..models.registry import short_name
 
     manifest = getattr(detector, "manifest_", {}) or {}
-    version = f"{manifest.get('versions', {}).get('flowsentinel', __version__)}/{manifest.get('created', 'unsaved')}"
+    package = manifest.get("versions", {}).get("flowsentinel")
+    if package is None:
+        from .. import __version__ as package
+    version = f"{package}/{manifest.get('created', 'unsaved')}"
     return short_name(detector), version
 
 
@@ -347,15 +349,17 @@ def _progress_bar(progress: bool, total: int | None):
 
 
 def detect_frames(detector, frames: Iterable[pd.DataFrame], writer: AlertWriter, *, where: str = "flows",
-                  progress: bool = True, total: int | None = None,
-                  stream: StreamConfig = StreamConfig()) -> DetectSummary:
+                  progress: bool = True, total: int | None = None, stream: StreamConfig = StreamConfig(),
+                  summary: DetectSummary | None = None) -> DetectSummary:
     """Score each frame and write its verdicts; frames may carry a ``_line`` column.
 
     Frames are taken from ``frames`` in the calling thread, scored and
     written on two worker threads (see the module's description); a windowed
     model's windows run on across frames (:class:`WindowContext`).
+    ``summary``, when given, is filled in as frames are written, so that a
+    caller interrupted part-way can say what was done.
     """
-    summary = DetectSummary()
+    summary = DetectSummary() if summary is None else summary
     counts: Counter[str] = Counter()
     context = WindowContext(detector, stream) if is_windowed(detector) else None
     offset = 0
@@ -374,16 +378,19 @@ def detect_frames(detector, frames: Iterable[pd.DataFrame], writer: AlertWriter,
         rows = frame[LINE].to_numpy() if LINE in frame.columns else np.arange(offset, offset + len(frame)) + 1
         offset += len(frame)
         truth = frame[ATTACK_COLUMN].to_numpy() if ATTACK_COLUMN in frame.columns else None
-        counts.update(classes[alerts].tolist())
-        summary.n_flows += len(frame)
-        summary.n_alerts += int(alerts.sum())
         return frame, scores, classes, alerts, rows, truth
 
     bar = _progress_bar(progress, total)
 
     def write(scored) -> None:
+        frame, _, classes, alerts = scored[:4]
         writer.write(*scored)
-        bar.update(len(scored[0]))
+        counts.update(classes[alerts].tolist())
+        summary.by_class = dict(counts)
+        summary.n_flows += len(frame)
+        summary.n_alerts += int(alerts.sum())
+        summary.seconds = time.perf_counter() - t0
+        bar.update(len(frame))
 
     try:
         single = isinstance(frames, (list, tuple)) and len(frames) <= 1
@@ -407,13 +414,15 @@ def detect_frames(detector, frames: Iterable[pd.DataFrame], writer: AlertWriter,
 
 def detect_file(detector, path: str | Path, out: IO[str], fmt: str = "jsonl", *, only_alerts: bool = False,
                 chunk_rows: int | None = None, progress: bool = True, rejects_dir: Path | None = None,
-                stream: StreamConfig = StreamConfig(), **writer_options) -> DetectSummary:
+                stream: StreamConfig = StreamConfig(), summary: DetectSummary | None = None,
+                **writer_options) -> DetectSummary:
     """Score every valid flow of a flow file; bad rows go to a rejects file.
 
     The file is streamed (:class:`StreamConfig`; ``chunk_rows`` overrides
     its chunk size) for per-flow and windowed models alike.
     ``writer_options`` go to :class:`~flowsentinel.io.alerts.AlertWriter`
-    (sensor, suppression, explainer...).
+    (sensor, suppression, explainer...); ``summary`` is filled in as in
+    :func:`detect_frames`.
     """
     rows = chunk_rows or stream.chunk_rows
     reader = FlowReader(path, ReadConfig(require_labels=False, chunk_rows=rows, line_column=LINE,
@@ -422,7 +431,10 @@ def detect_file(detector, path: str | Path, out: IO[str], fmt: str = "jsonl", *,
     name, version = model_identity(detector)
     writer = AlertWriter(out, fmt, model_name=name, model_version=version, only_alerts=only_alerts,
                          threshold=detector.threshold_, **writer_options)
-    summary = detect_frames(detector, reader, writer, where=str(path), progress=progress, stream=stream)
-    summary.n_rejected = reader.report.n_rejected
-    summary.rejects_path = reader.report.rejects_path
+    summary = DetectSummary() if summary is None else summary
+    try:
+        detect_frames(detector, reader, writer, where=str(path), progress=progress, stream=stream, summary=summary)
+    finally:
+        summary.n_rejected = reader.report.n_rejected
+        summary.rejects_path = reader.report.rejects_path
     return summary
