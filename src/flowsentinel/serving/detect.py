@@ -251,6 +251,7 @@ class _Pipeline:
         self.queues = [queue.Queue(maxsize=depth) for _ in stages]
         self.stop = threading.Event()
         self.error: BaseException | None = None
+        self.busy = [0.0] * len(stages)  # seconds each stage spent working, not waiting
         self._lock = threading.Lock()
         self.threads = [threading.Thread(target=self._run, args=(i,), name=f"detect-{i}-{getattr(f, '__name__', 'stage')}",
                                          daemon=True) for i, f in enumerate(stages)]
@@ -320,7 +321,9 @@ class _Pipeline:
                     if outbox is not None:
                         self._put(outbox, _END)
                     return
+                t0 = time.perf_counter()
                 result = work(item)
+                self.busy[i] += time.perf_counter() - t0
                 if outbox is not None:
                     self._put(outbox, result)
         except _Stopped:
@@ -396,10 +399,16 @@ def detect_frames(detector, frames: Iterable[pd.DataFrame], writer: AlertWriter,
         single = isinstance(frames, (list, tuple)) and len(frames) <= 1
         if stream.concurrent and not single:
             with _Pipeline([score, write], stream.queue_depth) as pipe:
+                reading = 0.0
+                t_read = time.perf_counter()
                 for frame in frames:
+                    reading += time.perf_counter() - t_read
                     if len(frame):
                         pipe.put(frame)
+                    t_read = time.perf_counter()
                 pipe.finish()
+            log.debug("detect stages, seconds busy: reading %.1f, scoring %.1f, writing %.1f (%.1f in all)",
+                      reading, *pipe.busy, time.perf_counter() - t0)
         else:
             for frame in frames:
                 if len(frame):
