@@ -31,6 +31,8 @@ __all__ = [
     "ENGINES",
     "MODES",
     "OUTPUT_FORMATS",
+    "SuppressKey",
+    "SUPPRESS_KEYS",
     "check_choice",
 ]
 
@@ -47,6 +49,9 @@ Engine = Literal["auto", "onnx", "torch"]
 Mode = Literal["flow", "window"]
 #: Verdict output formats: EVE JSON lines, Elastic Common Schema documents, CSV.
 OutputFormat = Literal["jsonl", "ecs", "csv"]
+#: What a repeated alert shares with the first one of its suppression window:
+#: the source host, or the source host and the predicted class.
+SuppressKey = Literal["source", "source_class"]
 
 TASKS: tuple[str, ...] = get_args(Task)
 PROTOCOLS: tuple[str, ...] = get_args(Protocol)
@@ -54,6 +59,7 @@ BACKENDS: tuple[str, ...] = get_args(Backend)
 ENGINES: tuple[str, ...] = get_args(Engine)
 MODES: tuple[str, ...] = get_args(Mode)
 OUTPUT_FORMATS: tuple[str, ...] = get_args(OutputFormat)
+SUPPRESS_KEYS: tuple[str, ...] = get_args(SuppressKey)
 
 
 def check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:

@@ -148,8 +148,14 @@ class FeaturePipeline:
         """Model inputs, shape ``(n_flows, n_outputs)``, float32."""
         self.check_columns(flows.columns, where)
         raw = self._expand(flows)
-        matrix = np.column_stack(list(raw.values())).astype("float64")
-        return ((matrix - self.mean_) / self.scale_).astype("float32")
+        # One output column at a time, in float64 as a whole-matrix expression would be (so the
+        # float32 result is the same to the bit), written as one row of the transposed output: the
+        # temporaries stay one column long instead of four float64 copies of the whole table.
+        out = np.empty((len(raw), len(flows)), dtype=np.float32)
+        for j, values in enumerate(raw.values()):
+            np.divide(np.subtract(values, self.mean_[j], dtype=np.float64), self.scale_[j], out=out[j],
+                      casting="same_kind")
+        return np.ascontiguousarray(out.T)
 
     def _expand(self, flows: pd.DataFrame) -> dict[str, np.ndarray]:
         cfg = self.config

@@ -41,13 +41,11 @@ import platform
 import shutil
 import tempfile
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import __version__
 from .errors import DataError, ModelIntegrityError, ModelLoadError
 from .features import FeatureConfig, FeaturePipeline
 
@@ -84,6 +82,8 @@ PROBE_TOLERANCE = 1e-4
 
 
 def library_versions() -> dict[str, str]:
+    from importlib import metadata  # here, not at the top: its imports cost scoring's start-up 0.1 s
+
     out = {"python": platform.python_version()}
     for name in ("flowsentinel", "torch", "numpy", "pandas", "scikit-learn", "safetensors", "onnxruntime", "mindspore"):
         try:
@@ -275,6 +275,8 @@ def read_manifest(directory: str | Path) -> dict:
     if isinstance(version, bool) or not isinstance(version, int):
         raise ModelLoadError(f"{path}: format_version must be a whole number, got {version!r}")
     if version > FORMAT_VERSION:
+        from . import __version__
+
         raise ModelLoadError(
             f"{path}: model format {version} is newer than this flowsentinel ({__version__}) "
             f"understands (format {FORMAT_VERSION}); upgrade flowsentinel (pip install -U flowsentinel)"

@@ -117,9 +117,25 @@ def json_ints(values: np.ndarray, prefix: str = "", suffix: str = "") -> np.ndar
     convert = _affixed(prefix, suffix)
     if values.dtype.kind == "f":
         bad = ~np.isfinite(values)
-        text = _texts(np.where(bad, 0, values).astype(np.int64), convert)
+        text = _int_texts(np.where(bad, 0, values).astype(np.int64), prefix, suffix)
         return np.where(bad, convert("null"), text) if bad.any() else text
-    return _texts(values.astype(np.int64), convert)
+    return _int_texts(values.astype(np.int64), prefix, suffix)
+
+
+def _int_texts(ints: np.ndarray, prefix: str, suffix: str) -> np.ndarray:
+    """Integers as text between ``prefix`` and ``suffix``, an object array.
+
+    Numbers that mostly differ (row numbers, flow ids) are formatted by
+    numpy's string ufuncs in one pass; repeating ones once per distinct value.
+    """
+    if _STRING is None or len(ints) < 64 or len(pd.unique(ints[:64])) < 32:
+        return _texts(ints, _affixed(prefix, suffix))
+    text = ints.astype(_STRING)
+    if prefix:
+        text = np.strings.add(prefix, text)
+    if suffix:
+        text = np.strings.add(text, suffix)
+    return text.astype(object)
 
 
 def json_fixed(values: np.ndarray, digits: int = 6, prefix: str = "", suffix: str = "") -> np.ndarray:

@@ -28,13 +28,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..choices import check_choice
+from ..choices import SUPPRESS_KEYS, check_choice
 from ..errors import ConfigError
 
 __all__ = ["SuppressConfig", "Suppressor", "Aggregate", "SUPPRESS_KEYS"]
-
-#: What identifies "the same alert": the source alone, or the source and the class.
-SUPPRESS_KEYS = ("source", "source_class")
 
 
 @dataclass(frozen=True)

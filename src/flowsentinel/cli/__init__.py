@@ -20,7 +20,7 @@ import sys
 from importlib import import_module
 from typing import Sequence
 
-__all__ = ["main", "build_parser", "COMMANDS"]
+__all__ = ["main", "build_parser", "chosen_command", "COMMANDS"]
 
 log = logging.getLogger("flowsentinel")
 
@@ -46,18 +46,52 @@ _ENVIRONMENT_ERRNOS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__
+class _Version(argparse.Action):
+    """``--version``, reading the version only when asked (see ``flowsentinel.__getattr__``)."""
 
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                 help="show program's version number and exit"):
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .. import __version__
+
+        print(f"flowsentinel {__version__}")  # on standard output, as argparse's own version action
+        parser.exit()
+
+
+def chosen_command(argv: Sequence[str]) -> str | None:
+    """The command an argument list names: its first word that is not an option.
+
+    The top-level options (``-v``, ``-q``, ``--version``, ``-h``) take no value,
+    so the first other word is the command (or a mistake argparse reports).
+
+    >>> chosen_command(["-q", "detect", "flows.csv"]), chosen_command(["--help"])
+    ('detect', None)
+    """
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The command-line parser; given ``argv``, only the command it names gets its arguments.
+
+    Every command module is imported (their top levels are light: choices,
+    errors), so ``--help`` lists every command; ``add_arguments``, which may
+    import a command's heavy modules for its choices, runs for the chosen
+    command only, so that ``detect`` does not start by importing Spark or
+    scikit-learn. Without ``argv`` every command gets its arguments.
+    """
+    chosen = None if argv is None else chosen_command(argv)
     p = argparse.ArgumentParser(prog="flowsentinel", description="CNN-BiLSTM network intrusion detection over NetFlow records.")
-    p.add_argument("--version", action="version", version=f"flowsentinel {__version__}")
+    p.add_argument("--version", action=_Version)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         module = import_module(f"{__name__}.{name}")
         parser = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
-        module.add_arguments(parser)
+        if argv is None or module.NAME == chosen:
+            module.add_arguments(parser)
         parser.set_defaults(func=module.run)
     return p
 
@@ -74,7 +108,8 @@ def _os_error_line(exc: OSError) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     from ..errors import FlowsentinelError
 
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.verbose else (logging.WARNING if args.quiet else logging.INFO)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)

@@ -7,8 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..alerting.suppress import SUPPRESS_KEYS
-from ..choices import BACKENDS, ENGINES, OUTPUT_FORMATS
+from ..choices import BACKENDS, ENGINES, OUTPUT_FORMATS, SUPPRESS_KEYS
 from ..errors import UsageError
 from ._common import add_model_argument, load_detector, model_dir_of, output
 
@@ -78,7 +77,7 @@ def writer_options(args: argparse.Namespace, detector) -> dict:
 
 def is_nfdump(path: str) -> bool:
     """An nfcapd archive file or the CSV that ``nfdump -o csv`` writes."""
-    from ..collector.nfdump import is_nfcapd_file, is_nfdump_csv
+    from ..collector.sniff import is_nfcapd_file, is_nfdump_csv
 
     return is_nfcapd_file(path) or is_nfdump_csv(path)
 
@@ -104,12 +103,7 @@ def run(args: argparse.Namespace) -> int:
             name, version = model_identity(detector)
             writer = AlertWriter(out, args.format, model_name=name, model_version=version, only_alerts=args.alerts_only,
                                  threshold=detector.threshold_, interface=args.interface, **options)
-            frames = meter_run
-            if getattr(detector, "mode", "flow") == "window":
-                import pandas as pd
-
-                frames = [pd.concat(list(meter_run), ignore_index=True)]
-            summary = detect_frames(detector, frames, writer, where=args.input or args.interface, progress=progress)
+            summary = detect_frames(detector, meter_run, writer, where=args.input or args.interface, progress=progress)
             print(f"metering: {meter_run.stats.summary()}", file=sys.stderr)
         elif is_nfdump(args.input):
             from ..collector.nfdump import read_nfdump

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..alerting.suppress import SUPPRESS_KEYS
+from ..choices import SUPPRESS_KEYS
 from ..errors import UsageError
 from ._common import add_model_argument, model_dir_of
 

@@ -38,6 +38,7 @@ import pandas as pd
 from ..errors import FlowReadError
 from .flows import normalize, to_frames
 from .records import IPV4_MAPPED, RecordBatch
+from .sniff import NFDUMP_CSV_HEADER, NFDUMP_MAGIC, is_nfcapd_file, is_nfdump_csv
 from .stitch import Stitcher
 from .templates import Domain
 
@@ -46,10 +47,6 @@ __all__ = ["NFDUMP_MAGIC", "is_nfcapd_file", "is_nfdump_csv", "nfdump_json_recor
 
 log = logging.getLogger(__name__)
 
-#: The first two bytes of an nfcapd/nfdump binary file (0xA50C, little-endian).
-NFDUMP_MAGIC = b"\x0c\xa5"
-#: How ``nfdump -o csv`` output begins.
-NFDUMP_CSV_HEADER = "ts,te,td,sa,da,sp,dp,pr,flg"
 # nfdump writes TCP flags as eight characters, CWR first: "CEUAPRSF", '.' for a clear bit.
 _FLAG_CHARS = 8
 _PROTOCOL_NAMES = {"ICMP": 1, "IGMP": 2, "TCP": 6, "UDP": 17, "GRE": 47, "ESP": 50, "AH": 51, "ICMP6": 58,
@@ -65,23 +62,6 @@ def flags_value(text: str) -> int:
         if ch != ".":
             value |= 1 << (_FLAG_CHARS - 1 - i)
     return value
-
-
-def is_nfcapd_file(path: str | os.PathLike) -> bool:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(2) == NFDUMP_MAGIC
-    except OSError:
-        return False
-
-
-def is_nfdump_csv(path: str | os.PathLike) -> bool:
-    try:
-        opener = gzip.open if str(path).endswith(".gz") else open
-        with opener(path, "rt", errors="replace") as fh:
-            return fh.readline().startswith(NFDUMP_CSV_HEADER)
-    except (OSError, EOFError, gzip.BadGzipFile):
-        return False
 
 
 def _ms(text: str) -> int:

@@ -32,6 +32,7 @@ import csv
 import io
 import json
 import logging
+import re
 import time
 from typing import IO, Callable
 
@@ -51,17 +52,36 @@ CSV_FIELDS = ["row", "flow_id", "timestamp", "src_ip", "src_port", "dest_ip", "d
               "score", "predicted_class", "alert", "true_class", "community_id", "app_proto", "explanation"]
 #: ``explainer(frame, positions)`` -> an :class:`~flowsentinel.explain.Explanations` of those rows.
 Explainer = Callable[[pd.DataFrame, np.ndarray], object]
+# What a CSV cell must be quoted for: the delimiter, the quote, a line break.
+_CSV_SPECIAL = re.compile(r'[,"\r\n]')
 
 
 def _csv_cells(values) -> np.ndarray:
-    """Values as CSV cells, quoted where the CSV dialect needs it (once per distinct value)."""
+    """Values as CSV cells, quoted where the CSV dialect needs it (once per distinct value).
+
+    Text is quoted column-wise, as :mod:`csv` quotes a lone field: where it
+    holds a comma, a quote or a line break, and the empty string as ``""``.
+    Values of other types (rare: numbers in a text column) go through
+    :mod:`csv` itself.
+    """
     codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
-    cells = []
-    for u in uniques:
-        buf = io.StringIO()
-        csv.writer(buf, lineterminator="").writerow([u])
-        cells.append(buf.getvalue())
-    table = np.asarray(cells + [""], dtype=object)
+    uniques = np.asarray(uniques, dtype=object)
+    kind = pd.api.types.infer_dtype(uniques, skipna=False)
+    strings = uniques.tolist()
+    if kind == "string" and min(map(len, strings)) > 0 and not _CSV_SPECIAL.search("\x00".join(strings)):
+        cells = uniques  # addresses, classes, Community IDs: nothing to quote (one scan of all the text)
+    elif kind in ("string", "empty"):
+        text = pd.Series(uniques, dtype=object)
+        quoted = '"' + text.str.replace('"', '""', regex=False) + '"'
+        cells = text.where(~text.str.contains(_CSV_SPECIAL.pattern, regex=True), quoted).to_numpy(dtype=object, copy=True)
+        cells[(text == "").to_numpy()] = '""'
+    else:
+        cells = np.empty(len(uniques), dtype=object)
+        for i, u in enumerate(uniques.tolist()):
+            buf = io.StringIO()
+            csv.writer(buf, lineterminator="").writerow([u])
+            cells[i] = buf.getvalue()
+    table = np.concatenate([cells, np.asarray([""], dtype=object)])
     return table[np.where(codes < 0, len(uniques), codes)]
 
 

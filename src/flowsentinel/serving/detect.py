@@ -1,31 +1,90 @@
 """Scoring flow files with a saved model and writing per-flow verdicts.
 
-Per-flow models stream the file chunk by chunk, so a file larger than memory
-can be scored. Windowed models need each host's flows in order, so they read
-the whole file first.
+Scoring is a pipeline of three stages, each on its own thread, joined by
+bounded queues (:class:`StreamConfig`):
+
+1. reading (the calling thread): the flow source, chunk by chunk
+   (:class:`~flowsentinel.io.readers.FlowReader` for flow files, the meter
+   for captures);
+2. scoring: the feature transform and the network;
+3. writing: verdicts through :class:`~flowsentinel.io.alerts.AlertWriter`.
+
+pyarrow, numpy and ONNX Runtime release the GIL for their heavy work, so the
+stages overlap and the slowest one sets the pace. A chunk waits only in a
+queue of ``queue_depth`` places, so memory is bounded by the queue depth
+times the chunk size, whatever the size of the file. Each stage handles its
+chunks in order, so verdicts come out in input order. An exception in any
+stage stops the others and reaches the caller as it was raised; so does a
+``KeyboardInterrupt`` in the calling thread, after the workers have stopped
+(each finishes at most the chunk it holds).
+
+Windowed models stream too: :class:`WindowContext` carries each key's last
+``window - 1`` flows (as model input) from one chunk to the next, so chunk
+boundaries change no score; the carried state is bounded (see
+:class:`StreamConfig`).
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Iterable
+from typing import IO, Any, Callable, Iterable
 
 import numpy as np
 import pandas as pd
 
-from .. import __version__
+from ..errors import ConfigError
 from ..io.alerts import AlertWriter
 from ..io.readers import FlowReader, ReadConfig
 from ..schema import ATTACK_COLUMN
 
-__all__ = ["DetectSummary", "detect_frames", "detect_file"]
+__all__ = ["DetectSummary", "StreamConfig", "WindowContext", "detect_frames", "detect_file"]
 
 log = logging.getLogger(__name__)
 LINE = "_line"
+# How often a waiting stage looks whether the pipeline was stopped, s.
+_POLL_S = 0.05
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """How :func:`detect_file` and :func:`detect_frames` stream flows.
+
+    Attributes:
+        chunk_rows: rows per chunk read from a flow file (default 100,000).
+        queue_depth: chunks that may wait between two stages (default 1).
+            At most ``2 * queue_depth + 3`` chunks are held at once: the
+            queued ones and one in each stage.
+        concurrent: run the stages on their own threads (default on); off,
+            each chunk is read, scored and written before the next is read.
+        window_keys: windowed models: the most keys (hosts) whose last
+            ``window - 1`` flows are carried from one chunk to the next
+            (default 200,000; with the default window of 8 and about 70
+            model inputs that is at most about 400 MB, and far less for the
+            usual few thousand hosts). Past it, the keys seen longest ago
+            are dropped first.
+        window_idle_chunks: windowed models: a key absent from this many
+            consecutive chunks is dropped (default 100: ten million flows at
+            the default chunk size). A dropped key's next flow starts a new
+            window, padded as a host's first flows are: the one place where
+            a streamed score can differ from scoring the whole file at once.
+    """
+
+    chunk_rows: int = 100_000
+    queue_depth: int = 1
+    concurrent: bool = True
+    window_keys: int = 200_000
+    window_idle_chunks: int = 100
+
+    def __post_init__(self):
+        for name in ("chunk_rows", "queue_depth", "window_keys", "window_idle_chunks"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"stream {name} must be at least 1, got {getattr(self, name)}")
 
 
 @dataclass
@@ -55,36 +114,307 @@ def model_identity(detector) -> tuple[str, str]:
     from ..models.registry import short_name
 
     manifest = getattr(detector, "manifest_", {}) or {}
-    version = f"{manifest.get('versions', {}).get('flowsentinel', __version__)}/{manifest.get('created', 'unsaved')}"
+    package = manifest.get("versions", {}).get("flowsentinel")
+    if package is None:
+        from .. import __version__ as package
+    version = f"{package}/{manifest.get('created', 'unsaved')}"
     return short_name(detector), version
 
 
-def detect_frames(detector, frames: Iterable[pd.DataFrame], writer: AlertWriter, *, where: str = "flows",
-                  progress: bool = True, total: int | None = None) -> DetectSummary:
-    """Score each frame and write its verdicts; frames may carry a ``_line`` column."""
-    from tqdm.auto import tqdm
+def is_windowed(detector) -> bool:
+    return getattr(detector, "mode", "flow") == "window"
 
-    summary = DetectSummary()
-    counts: Counter[str] = Counter()
-    t0 = time.perf_counter()
-    offset = 0
-    with tqdm(total=total, desc="scoring", unit="flow", unit_scale=True, leave=False, disable=not progress or None) as bar:
-        for frame in frames:
-            if frame.empty:
+
+# ---- windows across chunks -----------------------------------------------------------------
+
+
+class WindowContext:
+    """Each key's last ``window - 1`` flows, as model input, carried from one chunk to the next.
+
+    :meth:`source` gives the windows of a chunk's flows with the carried
+    flows of the same keys before them, so that a flow's window is the one it
+    would have in the whole file: the carried flows are the key's latest,
+    and the chunk's come after them (table order, or the model's time
+    column, as :func:`~flowsentinel.features.make_windows` orders them). A
+    file whose flows of one key are not in time order across a chunk
+    boundary sees only the carried context. Flows without a key have no
+    context and are not carried. The state is bounded by
+    ``config.window_keys`` and ``config.window_idle_chunks``.
+    """
+
+    def __init__(self, detector, config: StreamConfig = StreamConfig()):
+        self.detector = detector
+        self.keep = int(detector.window) - 1
+        self.key = detector.window_key
+        self.config = config
+        self.n_inputs = len(detector.features_.output_names_)
+        self.chunk = 0
+        self._columns: dict[str, np.ndarray] | None = None  # key and time columns of the carried rows
+        self._rows = np.zeros((0, self.n_inputs), np.float32)
+        self._seen = np.zeros(0, np.int64)  # the chunk in which each carried row's key was last seen
+
+    @property
+    def n_keys(self) -> int:
+        return 0 if self._columns is None else int(pd.unique(self._columns[self.key]).size)
+
+    @property
+    def n_rows(self) -> int:
+        return len(self._rows)
+
+    def _order_columns(self, frame: pd.DataFrame) -> list[str]:
+        """The key, and the time column that orders the model's windows where it has one."""
+        time_column = getattr(self.detector, "time_column", None) or (
+            "FLOW_START_MILLISECONDS" if "FLOW_START_MILLISECONDS" in frame.columns else None)
+        return [self.key] + ([time_column] if time_column in frame.columns and time_column != self.key else [])
+
+    def source(self, frame: pd.DataFrame, matrix: np.ndarray):
+        """The windows of ``frame``'s flows (``matrix``: their model input), and carry their context on."""
+        self.chunk += 1
+        names = self._order_columns(frame)
+        new = {c: frame[c].to_numpy() for c in names}
+        if self._columns is None or self._columns.keys() != new.keys() or self.keep == 0:
+            self._columns, self._rows, self._seen = {c: v[:0] for c, v in new.items()}, self._rows[:0], self._seen[:0]
+        carried_keys = self._columns[self.key]
+        match = pd.Series(carried_keys, dtype=object).isin(pd.unique(new[self.key])).to_numpy() \
+            if len(carried_keys) else np.zeros(0, bool)
+        n_ctx = int(match.sum())
+        columns = {c: _concat(self._columns[c][match], new[c]) for c in names}
+        rows = np.concatenate([self._rows[match], np.asarray(matrix, np.float32)]) if n_ctx else matrix
+        src = self.detector.model_input(pd.DataFrame(columns, copy=False), rows)
+        src.windows = src.windows[n_ctx:]
+        self._carry(columns, rows, ~match)
+        return src
+
+    def _carry(self, columns: dict[str, np.ndarray], rows: np.ndarray, unmatched: np.ndarray) -> None:
+        """The new state: the carried rows of keys absent from this chunk, and each present key's latest rows."""
+        if self.keep == 0:
+            return
+        keys = pd.Series(columns[self.key], dtype=object)
+        missing = (keys.isna() | (keys.astype(str).str.strip() == "")).to_numpy()
+        idx = np.flatnonzero(~missing)
+        codes = pd.factorize(keys.to_numpy()[idx])[0]
+        times = [np.asarray(columns[c])[idx] for c in list(columns)[1:]]
+        # make_windows's order: (key, time, table position); keep each key's last rows.
+        perm = np.lexsort((idx, *times, codes))
+        sorted_codes = codes[perm]
+        ends = np.r_[np.flatnonzero(np.diff(sorted_codes)) + 1, len(sorted_codes)]
+        group_end = np.repeat(ends, np.diff(np.r_[0, ends]))
+        latest = idx[perm[group_end - np.arange(len(perm)) - 1 < self.keep]]
+        seen = np.r_[self._seen[unmatched], np.full(len(latest), self.chunk, np.int64)]
+        state_columns = {c: _concat(self._columns[c][unmatched], np.asarray(v)[latest]) for c, v in columns.items()}
+        state_rows = np.concatenate([self._rows[unmatched], rows[latest]])
+        keep = self.chunk - seen < self.config.window_idle_chunks
+        key_codes, key_uniques = pd.factorize(pd.Series(state_columns[self.key], dtype=object))
+        if len(key_uniques) > self.config.window_keys:
+            last_seen = np.zeros(len(key_uniques), np.int64)
+            np.maximum.at(last_seen, key_codes, seen)
+            recent = np.argsort(-last_seen, kind="stable")[: self.config.window_keys]
+            allowed = np.zeros(len(key_uniques), bool)
+            allowed[recent] = True
+            keep &= allowed[key_codes]
+        if not keep.all():
+            log.debug("window context: %d carried rows dropped (idle or past %d keys)", int((~keep).sum()),
+                      self.config.window_keys)
+        self._columns = {c: v[keep] for c, v in state_columns.items()}
+        self._rows, self._seen = state_rows[keep], seen[keep]
+
+
+def _concat(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if not len(a):
+        return np.asarray(b)
+    if a.dtype != b.dtype:
+        return np.concatenate([a.astype(object), np.asarray(b, dtype=object)])
+    return np.concatenate([a, b])
+
+
+# ---- the pipeline --------------------------------------------------------------------------
+
+
+class _Stopped(Exception):
+    """The pipeline was stopped (by an error elsewhere or by the caller) while a stage waited."""
+
+
+_END = object()
+
+
+class _Pipeline:
+    """Items put by the calling thread go through ``stages``, each on its own thread, over bounded queues.
+
+    The first error of any stage stops every stage; :meth:`put` and
+    :meth:`finish` raise it in the caller. Leaving the ``with`` block on an
+    exception stops the stages and waits for them (each finishes the item
+    it holds) before the exception goes on.
+    """
+
+    def __init__(self, stages: list[Callable[[Any], Any]], depth: int):
+        self.stages = stages
+        self.queues = [queue.Queue(maxsize=depth) for _ in stages]
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+        self.busy = [0.0] * len(stages)  # seconds each stage spent working, not waiting
+        self._lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._run, args=(i,), name=f"detect-{i}-{getattr(f, '__name__', 'stage')}",
+                                         daemon=True) for i, f in enumerate(stages)]
+
+    def __enter__(self) -> "_Pipeline":
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.stop.set()
+        self._join()
+
+    def put(self, item) -> None:
+        try:
+            self._put(self.queues[0], item)
+        except _Stopped:
+            self._raise()
+
+    def finish(self) -> None:
+        """No more items: wait for the stages to handle what they have, then raise a stage's error if any."""
+        try:
+            self._put(self.queues[0], _END)
+        except _Stopped:
+            pass
+        self._join()
+        if self.error is not None:
+            raise self.error
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error
+        raise _Stopped("the scoring pipeline stopped")  # pragma: no cover - only after stop without an error
+
+    def _join(self) -> None:
+        for t in self.threads:
+            while t.is_alive():
+                t.join(_POLL_S)
+
+    def _put(self, q: queue.Queue, item) -> None:
+        while True:
+            if self.stop.is_set():
+                raise _Stopped
+            try:
+                q.put(item, timeout=_POLL_S)
+                return
+            except queue.Full:
                 continue
-            detector.check_columns(frame.columns, where)
+
+    def _get(self, q: queue.Queue):
+        while True:
+            if self.stop.is_set():
+                raise _Stopped
+            try:
+                return q.get(timeout=_POLL_S)
+            except queue.Empty:
+                continue
+
+    def _run(self, i: int) -> None:
+        work = self.stages[i]
+        inbox = self.queues[i]
+        outbox = self.queues[i + 1] if i + 1 < len(self.queues) else None
+        try:
+            while True:
+                item = self._get(inbox)
+                if item is _END:
+                    if outbox is not None:
+                        self._put(outbox, _END)
+                    return
+                t0 = time.perf_counter()
+                result = work(item)
+                self.busy[i] += time.perf_counter() - t0
+                if outbox is not None:
+                    self._put(outbox, result)
+        except _Stopped:
+            return
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller as it was raised
+            with self._lock:
+                if self.error is None:
+                    self.error = exc
+            self.stop.set()
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_bar(progress: bool, total: int | None):
+    if not progress:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="scoring", unit="flow", unit_scale=True, leave=False, disable=None)
+
+
+def detect_frames(detector, frames: Iterable[pd.DataFrame], writer: AlertWriter, *, where: str = "flows",
+                  progress: bool = True, total: int | None = None, stream: StreamConfig = StreamConfig(),
+                  summary: DetectSummary | None = None) -> DetectSummary:
+    """Score each frame and write its verdicts; frames may carry a ``_line`` column.
+
+    Frames are taken from ``frames`` in the calling thread, scored and
+    written on two worker threads (see the module's description); a windowed
+    model's windows run on across frames (:class:`WindowContext`).
+    ``summary``, when given, is filled in as frames are written, so that a
+    caller interrupted part-way can say what was done.
+    """
+    summary = DetectSummary() if summary is None else summary
+    counts: Counter[str] = Counter()
+    context = WindowContext(detector, stream) if is_windowed(detector) else None
+    offset = 0
+    t0 = time.perf_counter()
+
+    def score(frame: pd.DataFrame):
+        nonlocal offset
+        detector.check_columns(frame.columns, where)
+        if context is not None:
+            proba = detector.probabilities(context.source(frame, detector.features_.transform(frame, where)))
+        else:
             proba = detector.predict_proba(frame)
-            scores = detector.scores_from_proba(proba)
-            classes = detector.labels_from_proba(proba)
-            alerts = scores >= detector.threshold_
-            rows = frame[LINE].to_numpy() if LINE in frame.columns else np.arange(offset, offset + len(frame)) + 1
-            truth = frame[ATTACK_COLUMN].to_numpy() if ATTACK_COLUMN in frame.columns else None
-            writer.write(frame, scores, classes, alerts, rows, truth)
-            counts.update(classes[alerts].tolist())
-            summary.n_flows += len(frame)
-            summary.n_alerts += int(alerts.sum())
-            offset += len(frame)
-            bar.update(len(frame))
+        scores = detector.scores_from_proba(proba)
+        classes = detector.labels_from_proba(proba)
+        alerts = scores >= detector.threshold_
+        rows = frame[LINE].to_numpy() if LINE in frame.columns else np.arange(offset, offset + len(frame)) + 1
+        offset += len(frame)
+        truth = frame[ATTACK_COLUMN].to_numpy() if ATTACK_COLUMN in frame.columns else None
+        return frame, scores, classes, alerts, rows, truth
+
+    bar = _progress_bar(progress, total)
+
+    def write(scored) -> None:
+        frame, _, classes, alerts = scored[:4]
+        writer.write(*scored)
+        counts.update(classes[alerts].tolist())
+        summary.by_class = dict(counts)
+        summary.n_flows += len(frame)
+        summary.n_alerts += int(alerts.sum())
+        summary.seconds = time.perf_counter() - t0
+        bar.update(len(frame))
+
+    try:
+        single = isinstance(frames, (list, tuple)) and len(frames) <= 1
+        if stream.concurrent and not single:
+            with _Pipeline([score, write], stream.queue_depth) as pipe:
+                reading = 0.0
+                t_read = time.perf_counter()
+                for frame in frames:
+                    reading += time.perf_counter() - t_read
+                    if len(frame):
+                        pipe.put(frame)
+                    t_read = time.perf_counter()
+                pipe.finish()
+            log.debug("detect stages, seconds busy: reading %.1f, scoring %.1f, writing %.1f (%.1f in all)",
+                      reading, *pipe.busy, time.perf_counter() - t0)
+        else:
+            for frame in frames:
+                if len(frame):
+                    write(score(frame))
+    finally:
+        bar.close()
     writer.finish()
     summary.by_class = dict(counts)
     summary.seconds = time.perf_counter() - t0
@@ -92,22 +422,28 @@ def detect_frames(detector, frames: Iterable[pd.DataFrame], writer: AlertWriter,
 
 
 def detect_file(detector, path: str | Path, out: IO[str], fmt: str = "jsonl", *, only_alerts: bool = False,
-                chunk_rows: int = 100_000, progress: bool = True, rejects_dir: Path | None = None,
+                chunk_rows: int | None = None, progress: bool = True, rejects_dir: Path | None = None,
+                stream: StreamConfig = StreamConfig(), summary: DetectSummary | None = None,
                 **writer_options) -> DetectSummary:
     """Score every valid flow of a flow file; bad rows go to a rejects file.
 
-    ``writer_options`` go to :class:`~flowsentinel.io.alerts.AlertWriter` (sensor, suppression, explainer...).
+    The file is streamed (:class:`StreamConfig`; ``chunk_rows`` overrides
+    its chunk size) for per-flow and windowed models alike.
+    ``writer_options`` go to :class:`~flowsentinel.io.alerts.AlertWriter`
+    (sensor, suppression, explainer...); ``summary`` is filled in as in
+    :func:`detect_frames`.
     """
-    reader = FlowReader(path, ReadConfig(require_labels=False, chunk_rows=chunk_rows, line_column=LINE,
+    rows = chunk_rows or stream.chunk_rows
+    reader = FlowReader(path, ReadConfig(require_labels=False, chunk_rows=rows, line_column=LINE,
                                          rejects_dir=rejects_dir))
     detector.check_columns(reader.columns, str(path))
     name, version = model_identity(detector)
     writer = AlertWriter(out, fmt, model_name=name, model_version=version, only_alerts=only_alerts,
                          threshold=detector.threshold_, **writer_options)
-    frames: Iterable[pd.DataFrame] = reader
-    if getattr(detector, "mode", "flow") == "window":
-        frames = [pd.concat(list(reader), ignore_index=True)]
-    summary = detect_frames(detector, frames, writer, where=str(path), progress=progress)
-    summary.n_rejected = reader.report.n_rejected
-    summary.rejects_path = reader.report.rejects_path
+    summary = DetectSummary() if summary is None else summary
+    try:
+        detect_frames(detector, reader, writer, where=str(path), progress=progress, stream=stream, summary=summary)
+    finally:
+        summary.n_rejected = reader.report.n_rejected
+        summary.rejects_path = reader.report.rejects_path
     return summary
