@@ -33,7 +33,7 @@ def free_udp_port() -> int:
 def replay(capture: Path, model_dir: str | None, version: int, work: Path) -> dict:
     port = free_udp_port()
     out, summary = work / f"{capture.stem}.jsonl", work / f"{capture.stem}.summary.json"
-    cmd = [sys.executable, "-m", "flowsentinel", "-q", "collect", "--listen", f"127.0.0.1:{port}", "-o", str(out),
+    cmd = [sys.executable, "-m", "flowsentinel.cli", "-q", "collect", "--listen", f"127.0.0.1:{port}", "-o", str(out),
            "--summary", str(summary), "--exit-idle", "3", "--max-seconds", "60", "--stats-every", "0"]
     if model_dir:
         cmd += ["--model-dir", model_dir]
