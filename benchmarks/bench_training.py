@@ -8,8 +8,10 @@ rows:
 * ``before``: the code of another checkout (``--before-src``, e.g. a
   throwaway ``git worktree add --detach /tmp/fs-base d01e3ca``), else this
   tree with the old settings (eager training);
-* ``after``: this tree with the settings the main job uses
-  (``torch_compile = true`` in ``configs/paper.toml``).
+* ``after``: this tree as the main job runs it (channels-last
+  convolution blocks);
+* ``after + torch_compile``: the same with ``torch_compile=True`` (full
+  batches through ``torch.compile``), left out with ``--no-compile``.
 
 Columns: milliseconds per training batch in each phase (gathering the batch,
 the bin encoding alone, forward, backward, gradient clipping and the AdamW
@@ -48,14 +50,17 @@ def worker(opts: dict) -> dict:
     import torch
 
     torch.set_num_threads(opts["threads"])
+    import tempfile
+
     from flowsentinel.config import build_detector, load_config
     from flowsentinel.training.experiment import load_dataset, prepare
 
-    import dataclasses
-
-    cfg = load_config(ROOT / "configs" / "paper.toml")
-    # The older code knows no torch_compile: the row's own setting is added below.
-    cfg = dataclasses.replace(cfg, model={k: v for k, v in cfg.model.items() if k != "torch_compile"})
+    # The older code knows no torch_compile: the config without it, and the row's own setting below.
+    text = (ROOT / "configs" / "paper.toml").read_text()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "paper.toml"
+        path.write_text("\n".join(line for line in text.splitlines() if not line.startswith("torch_compile")))
+        cfg = load_config(path)
     data = load_dataset(None, progress=False)
     prep = prepare(data, task="multiclass", protocol="paper", features=cfg.features)
     n_val = max(2, round(opts["train_flows"] * len(prep.val) / len(prep.train)))
@@ -79,7 +84,7 @@ def worker(opts: dict) -> dict:
     y = torch.from_numpy(det._codes(train["Attack"].to_numpy(dtype=object)))
     optimizer = torch.optim.AdamW(net.parameters(), lr=1e-5)
     loss_fn = torch.nn.CrossEntropyLoss()
-    forward = torch.compile(net, dynamic=False) if opts["compile"] else net
+    forward = torch.compile(net, dynamic=False) if opts["compile"] else net  # as the Trainer compiles it
     rng = np.random.default_rng(0)
     phases = {k: 0.0 for k in ("gather", "encode", "forward", "backward", "optimizer")}
     n = opts["phase_batches"]
@@ -137,6 +142,7 @@ def main() -> int:
     ap.add_argument("--train-flows", type=int, default=30_000)
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--phase-batches", type=int, default=20)
+    ap.add_argument("--no-compile", action="store_true", help="leave out the torch.compile rows")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per row")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -150,7 +156,10 @@ def main() -> int:
     rows = []
     for threads in [int(t) for t in args.threads.split(",")]:
         for batch in [int(b) for b in args.batch_sizes.split(",")]:
-            for label, src, compiled in (("before", before_src, False), ("after", here, True)):
+            variants = [("before", before_src, False), ("after", here, False)]
+            if not args.no_compile:
+                variants.append(("after + torch_compile", here, True))
+            for label, src, compiled in variants:
                 opts = {"threads": threads, "batch_size": batch, "compile": compiled, "train_flows": args.train_flows,
                         "epochs": args.epochs, "phase_batches": args.phase_batches}
                 rows.append((label, opts, run_row(src, opts, args.timeout)))
@@ -170,7 +179,7 @@ def main() -> int:
     for label, o, r in rows:
         p = r["phases_ms"]
         ratio = r["last_flows_per_s"] / base[(o["threads"], o["batch_size"])]
-        cells = [label + (" (compiled)" if o["compile"] else ""), o["threads"], o["batch_size"],
+        cells = [label, o["threads"], o["batch_size"],
                  f"{p['gather']:.1f}", f"{p['encode']:.1f}", f"{p['forward']:.1f}", f"{p['backward']:.1f}",
                  f"{p['optimizer']:.1f}", f"{r['first_flows_per_s']:,.0f}", f"{r['last_flows_per_s']:,.0f}",
                  f"{r['validation_s']:.1f}", f"{r['cpu_s_per_epoch']:.1f}", f"{ratio:.2f}x"]
