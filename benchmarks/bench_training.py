@@ -62,6 +62,8 @@ def worker(opts: dict) -> dict:
         path.write_text("\n".join(line for line in text.splitlines() if not line.startswith("torch_compile")))
         cfg = load_config(path)
     data = load_dataset(None, progress=False)
+    if data.synthetic:
+        raise SystemExit("the NF-BoT-IoT-v2 sample is missing: set FLOWSENTINEL_DATA to the shared data folder")
     prep = prepare(data, task="multiclass", protocol="paper", features=cfg.features)
     n_val = max(2, round(opts["train_flows"] * len(prep.val) / len(prep.train)))
     train, val = prep.train.iloc[: opts["train_flows"]], prep.val.iloc[:n_val]
@@ -125,7 +127,11 @@ def worker(opts: dict) -> dict:
 
 
 def run_row(src: Path, opts: dict, timeout: float) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": str(opts["threads"])}
+    from flowsentinel.paths import data_dir
+
+    # Every row reads the same data folder, whichever checkout its code comes from.
+    env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": str(opts["threads"]),
+           "FLOWSENTINEL_DATA": str(data_dir())}
     cmd = [sys.executable, __file__, "--worker", json.dumps(opts)]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     if out.returncode != 0:
