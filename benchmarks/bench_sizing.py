@@ -8,9 +8,8 @@ checkpoint with the best validation accuracy) for ``--epochs`` epochs, and
 scores the test part through ONNX Runtime
 (:class:`~flowsentinel.models.engines.OnnxEngine`, network only, prepared
 float32 inputs, batch 4096, ``--threads`` intra-op threads, best of
-``--repeat``). ``--paper-model-dir`` takes the paper network from a model
-directory the main job trained (``models/cnn-bilstm``, 40 epochs) instead
-of training it here.
+``--repeat``). ``--paper-model-dir`` adds the paper network as the main
+job trained it (``models/cnn-bilstm``, 40 epochs) as the first row.
 
 Prints one table and saves a plot of test accuracy against flows/s
 (``--plot``, default ``docs/img/sizing.png``), and names the smallest
@@ -96,11 +95,14 @@ def main() -> int:
     train = prep.train if args.train_flows is None else prep.train.iloc[: args.train_flows]
     y_test = task_labels(prep.test, "multiclass")
     rows = []
-    for name in args.sizes.split(","):
+    names = args.sizes.split(",")
+    if args.paper_model_dir is not None:
+        names.insert(0, "paper, main job")
+    for name in names:
         t0 = time.perf_counter()
-        if name == "paper" and args.paper_model_dir is not None:
-            det, epochs = load_model(args.paper_model_dir), "40 (main job)"
-            fit_s = det.fit_seconds_ if hasattr(det, "fit_seconds_") else float("nan")
+        if name == "paper, main job":
+            det = load_model(args.paper_model_dir)
+            epochs, fit_s = str(det.max_epochs), float("nan")
         else:
             run = dataclasses.replace(cfg, model={**base_model, **SIZES[name], "max_epochs": args.epochs,
                                                   "patience": args.epochs, "verbose": False,
@@ -129,7 +131,7 @@ def main() -> int:
     print(f"machine: {os.cpu_count()} logical CPUs, load average {load:.1f} at the end; ONNX Runtime "
           f"{__import__('onnxruntime').__version__}, {args.threads} intra-op thread(s), batch 4096, network only")
     print(f"data: paper split of the NF-BoT-IoT-v2 sample, {len(train):,} training, {len(prep.test):,} test flows")
-    ref = next((r for r in rows if r["name"] == "paper"), rows[0])
+    ref = next((r for r in rows if r["name"].startswith("paper")), rows[0])
     head = ["network", "settings", "parameters", "epochs", "train s", "accuracy", "F1 weighted", "F1 macro",
             "ONNX flows/s", f"vs {ref['name']}"]
     print("| " + " | ".join(head) + " |")
@@ -139,7 +141,8 @@ def main() -> int:
         s = r["settings"]
         settings = (f"conv {list(s['conv_channels'])}, pool {s['pool']}, LSTM {s['lstm_hidden']}, dense {s['dense']}, "
                     f"bins {s['input_bins']}")
-        print(f"| {r['name']} | {settings} | {r['params']:,} | {r['epochs']} | {r['fit_s']:.0f} | {r['accuracy']:.4f} "
+        train_s = f"{r['fit_s']:.0f}" if np.isfinite(r["fit_s"]) else "-"
+        print(f"| {r['name']} | {settings} | {r['params']:,} | {r['epochs']} | {train_s} | {r['accuracy']:.4f} "
               f"| {r['f1_weighted']:.4f} | {r['f1_macro']:.4f} | {r['flows_per_s']:,.0f} | "
               f"{r['flows_per_s'] / paper_speed:.2f}x |")
     keep = [r for r in rows if r["accuracy"] >= args.bar and r["f1_weighted"] >= args.bar]
