@@ -16,7 +16,7 @@ import logging
 import sys
 from pathlib import Path
 
-from flowsentinel.config import data_dir
+from flowsentinel.paths import data_dir
 from flowsentinel.io.alerts import AlertWriter
 from flowsentinel.metering import MeterConfig, meter_capture
 from flowsentinel.persistence import load_model
