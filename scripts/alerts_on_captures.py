@@ -16,9 +16,9 @@ import logging
 import sys
 from pathlib import Path
 
-from flowsentinel.config import data_dir
 from flowsentinel.io.alerts import AlertWriter
 from flowsentinel.metering import MeterConfig, meter_capture
+from flowsentinel.paths import data_dir
 from flowsentinel.persistence import load_model
 from flowsentinel.serving.detect import detect_frames
 

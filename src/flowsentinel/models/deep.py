@@ -133,7 +133,7 @@ class TorchBackend:
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(det.max_epochs, 1))
         return Trainer(net, loss, optimizer, validation_metrics, batch_size=det.batch_size, max_epochs=det.max_epochs,
                        callbacks=det.training_callbacks(), seed=det.random_state, scheduler=scheduler,
-                       distributed=det.distributed)
+                       distributed=det.distributed, compile=bool(det.torch_compile))
 
     def state(self, net) -> dict[str, np.ndarray]:
         return {k: v.detach().cpu().contiguous().numpy() for k, v in net.state_dict().items()
@@ -196,12 +196,19 @@ class DeepDetector(BaseDetector):
             only); not saved.
         random_state: seeds weights, shuffling and the validation hold-out.
         num_threads: CPU threads of the framework (``None``: its default).
+        torch_compile: train full batches through ``torch.compile`` (PyTorch
+            backend, one process). The same network and the same steps, with
+            its elementwise work fused: about 1.5-2x the training flows/s of
+            the ``configs/paper.toml`` network, for about a minute of
+            compiling at the first batch, so worth it for long runs only
+            (``docs/training-speed.md``). Falls back to eager where compiling
+            fails. Not saved: it changes how a model is trained, not the model.
         verbose: progress bars and per-epoch log lines.
     """
 
     needs_validation = True
     #: Parameters that configure one run, not the model: not saved.
-    transient_params = ("callbacks", "distributed")
+    transient_params = ("callbacks", "distributed", "torch_compile")
 
     def __init__(
         self,
@@ -228,6 +235,7 @@ class DeepDetector(BaseDetector):
         distributed: Any = None,
         random_state: int = 0,
         num_threads: int | None = None,
+        torch_compile: bool = False,
         verbose: bool = True,
     ):
         self.network = network
@@ -253,6 +261,7 @@ class DeepDetector(BaseDetector):
         self.distributed = distributed
         self.random_state = random_state
         self.num_threads = num_threads
+        self.torch_compile = torch_compile
         self.verbose = verbose
 
     # ---- parameters --------------------------------------------------------
