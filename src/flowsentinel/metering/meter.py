@@ -15,6 +15,7 @@ metered in bounded memory.
 from __future__ import annotations
 
 import gzip
+import io
 import logging
 import multiprocessing
 import os
@@ -233,22 +234,26 @@ class MeterRun:
     def to_csv(self, path: str | os.PathLike) -> MeterStats:
         """Write every flow to a CSV file chunk by chunk; return the counters.
 
-        A ``.gz`` suffix writes gzip. The file is written beside its final
-        name and renamed at the end, so a failed run leaves no half file.
+        A ``.gz`` suffix writes gzip. The output goes through
+        :func:`flowsentinel.io.outputs.open_output`: a regular file is written
+        under a temporary name and renamed at the end (a failed run leaves no
+        half file under the name; an interrupted one leaves ``NAME.partial``),
+        a device or FIFO is written through in place and never replaced, a
+        symbolic link is refused.
         """
-        out = Path(path)
-        partial = out.with_name(out.name + ".partial")
-        opener = gzip.open if out.suffix == ".gz" else open
-        try:
+        from ..io.outputs import open_output
+
+        with open_output(path, "wb") as raw:
+            packed = gzip.GzipFile(fileobj=raw, mode="wb") if str(path).endswith(".gz") else None
+            fh = io.TextIOWrapper(packed or raw, encoding="utf-8", newline="")
             first = True
-            with opener(partial, "wt", newline="") as fh:
-                for chunk in self.chunks():
-                    chunk.to_csv(fh, header=first, index=False)
-                    first = False
-            os.replace(partial, out)
-        finally:
-            if partial.exists():
-                partial.unlink()
+            for chunk in self.chunks():
+                chunk.to_csv(fh, header=first, index=False)
+                first = False
+            fh.flush()
+            fh.detach()
+            if packed is not None:
+                packed.close()
         return self.stats
 
 

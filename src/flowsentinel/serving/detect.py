@@ -60,11 +60,16 @@ def model_identity(detector) -> tuple[str, str]:
 
 
 def detect_frames(detector, frames: Iterable[pd.DataFrame], writer: AlertWriter, *, where: str = "flows",
-                  progress: bool = True, total: int | None = None) -> DetectSummary:
-    """Score each frame and write its verdicts; frames may carry a ``_line`` column."""
+                  progress: bool = True, total: int | None = None, summary: DetectSummary | None = None
+                  ) -> DetectSummary:
+    """Score each frame and write its verdicts; frames may carry a ``_line`` column.
+
+    ``summary``, when given, is filled in as frames are written, so that a
+    caller interrupted part-way can say what was done.
+    """
     from tqdm.auto import tqdm
 
-    summary = DetectSummary()
+    summary = DetectSummary() if summary is None else summary
     counts: Counter[str] = Counter()
     t0 = time.perf_counter()
     offset = 0
@@ -81,8 +86,10 @@ def detect_frames(detector, frames: Iterable[pd.DataFrame], writer: AlertWriter,
             truth = frame[ATTACK_COLUMN].to_numpy() if ATTACK_COLUMN in frame.columns else None
             writer.write(frame, scores, classes, alerts, rows, truth)
             counts.update(classes[alerts].tolist())
+            summary.by_class = dict(counts)
             summary.n_flows += len(frame)
             summary.n_alerts += int(alerts.sum())
+            summary.seconds = time.perf_counter() - t0
             offset += len(frame)
             bar.update(len(frame))
     writer.finish()
@@ -93,7 +100,7 @@ def detect_frames(detector, frames: Iterable[pd.DataFrame], writer: AlertWriter,
 
 def detect_file(detector, path: str | Path, out: IO[str], fmt: str = "jsonl", *, only_alerts: bool = False,
                 chunk_rows: int = 100_000, progress: bool = True, rejects_dir: Path | None = None,
-                **writer_options) -> DetectSummary:
+                summary: DetectSummary | None = None, **writer_options) -> DetectSummary:
     """Score every valid flow of a flow file; bad rows go to a rejects file.
 
     ``writer_options`` go to :class:`~flowsentinel.io.alerts.AlertWriter` (sensor, suppression, explainer...).
@@ -107,7 +114,10 @@ def detect_file(detector, path: str | Path, out: IO[str], fmt: str = "jsonl", *,
     frames: Iterable[pd.DataFrame] = reader
     if getattr(detector, "mode", "flow") == "window":
         frames = [pd.concat(list(reader), ignore_index=True)]
-    summary = detect_frames(detector, frames, writer, where=str(path), progress=progress)
-    summary.n_rejected = reader.report.n_rejected
-    summary.rejects_path = reader.report.rejects_path
+    summary = DetectSummary() if summary is None else summary
+    try:
+        detect_frames(detector, frames, writer, where=str(path), progress=progress, summary=summary)
+    finally:
+        summary.n_rejected = reader.report.n_rejected
+        summary.rejects_path = reader.report.rejects_path
     return summary
