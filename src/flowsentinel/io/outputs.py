@@ -127,12 +127,12 @@ def check_output_path(path: str | os.PathLike) -> str:
     except FileNotFoundError:
         blocker = _first_non_folder(p)
         if blocker is not None:
-            raise OutputError(f"{p}: cannot write: {blocker} is a file, not a folder; give a path inside a folder") \
+            raise OutputError(f"{p}: cannot write: {blocker} is not a folder; give a path inside a folder") \
                 from None
         return "replace"
     except NotADirectoryError:
         blocker = _first_non_folder(p) or p.parent
-        raise OutputError(f"{p}: cannot write: {blocker} is a file, not a folder; give a path inside a folder") \
+        raise OutputError(f"{p}: cannot write: {blocker} is not a folder; give a path inside a folder") \
             from None
     if stat.S_ISLNK(st.st_mode):
         raise OutputError(f"{p}: is a symbolic link (to {os.path.realpath(p)}); flowsentinel does not write "
@@ -156,11 +156,11 @@ def check_output_dir(path: str | os.PathLike) -> Path:
     except FileNotFoundError:
         blocker = _first_non_folder(p)
         if blocker is not None:
-            raise OutputError(f"{p}: cannot create the folder: {blocker} is a file, not a folder") from None
+            raise OutputError(f"{p}: cannot create the folder: {blocker} is not a folder") from None
         return p
     except NotADirectoryError:
-        raise OutputError(f"{p}: cannot create the folder: {_first_non_folder(p) or p.parent} is a file, "
-                          "not a folder") from None
+        raise OutputError(f"{p}: cannot create the folder: {_first_non_folder(p) or p.parent} is not "
+                          "a folder") from None
     if stat.S_ISLNK(st.st_mode) and not p.is_dir():
         raise OutputError(f"{p}: is a symbolic link to {os.path.realpath(p)}, not a folder")
     if not p.is_dir():
