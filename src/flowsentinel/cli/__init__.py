@@ -93,13 +93,16 @@ def _terminate(signum, frame):  # pragma: no cover - exercised through a subproc
     raise Interrupted(signum)
 
 
-def _install_term_handler() -> None:
-    """SIGTERM raises :class:`Interrupted` in the main thread, unless something already handles it."""
+def _install_term_handler():
+    """SIGTERM raises :class:`Interrupted` in the main thread, unless something already handles it;
+    returns a function that puts the previous handler back (``main`` called in-process)."""
     import signal
     import threading
 
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _terminate)
+        return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    return lambda: None
 
 
 def _silence_stdout() -> None:
@@ -119,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.verbose else (logging.WARNING if args.quiet else logging.INFO)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    _install_term_handler()
+    restore = _install_term_handler()
     try:
         status = int(args.func(args) or 0)
         sys.stdout.flush()  # a full disk or a closed pipe shows here, while it can still be reported
@@ -142,6 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _silence_stdout()
         print(f"flowsentinel: error: {line}", file=sys.stderr)
         return 141 if exc.errno == errno.EPIPE else 2
+    finally:
+        restore()
 
 
 if __name__ == "__main__":  # pragma: no cover
