@@ -439,7 +439,11 @@ def _check_probe(directory: Path, manifest: dict, detector, engine_name: str) ->
     probe = manifest.get("probe")
     if not probe:
         return
-    expected = np.asarray(probe["proba"], np.float64)
+    try:
+        expected = np.asarray(probe["proba"], np.float64)
+    except (ValueError, TypeError):
+        raise ModelLoadError(f"{directory / MANIFEST}: field 'probe' holds no table of probabilities; "
+                             "restore the model") from None
     where = ONNX_FILE if engine_name == "onnx" else WEIGHTS
     try:
         got = np.asarray(detector.engine(_probe_batch(detector.input_shape)), np.float64)
