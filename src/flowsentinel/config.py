@@ -302,6 +302,8 @@ def build_detector(cfg: ExperimentConfig):
 
     model = dict(cfg.model)
     name = model.pop("network", "cnn-bilstm")
+    if not isinstance(name, str):
+        raise ConfigError(f"[model] network must be a model's name, e.g. \"cnn-bilstm\"; got {name!r}")
     params = {"task": cfg.run.task, "random_state": cfg.run.seed, "feature_config": cfg.features, **model}
     from .models.presets import NETWORKS
 
