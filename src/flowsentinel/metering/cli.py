@@ -74,12 +74,14 @@ def run_meter(args: argparse.Namespace) -> int:
             raise MeterError("meter: give either a CAPTURE file or --interface IF, not both and not neither")
         config = config_from_args(args)
         check_output_path(args.output)  # before any packet is read
-        bar = None if args.no_progress else _progress_bar()
-        update = None if bar is None else (lambda s: _show(bar, s))
+        shown: list = []  # the bar, once the capture or interface has been checked (errors print alone)
+        update = None if args.no_progress else (lambda s: _show(shown[0], s) if shown and shown[0] else None)
         if args.interface:
             run = meter_interface(args.interface, config, args.max_packets, args.max_seconds, progress=update)
         else:
             run = meter_capture(args.capture, config, progress=update)
+        bar = None if args.no_progress else _progress_bar()
+        shown.append(bar)
         try:
             stats = run.to_csv(args.output)
         finally:
