@@ -29,14 +29,9 @@ def small_flows(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def small_model(tmp_path_factory) -> Path:
     """A CNN-BiLSTM trained for one epoch on generated flows and saved (with its ONNX graph)."""
-    from flowsentinel.models.deep import cnn_bilstm
-    from flowsentinel.persistence import save_model
-    from flowsentinel.synthetic import generate_flows
+    from tests.hardening_targets import small_model as build
 
-    det = cnn_bilstm(max_epochs=1, verbose=False, random_state=0, conv_channels=(4, 4), lstm_hidden=4,
-                     num_threads=1)
-    det.fit(generate_flows(1200, random_state=4, balance=0.3))
-    return save_model(det, tmp_path_factory.mktemp("hardening-model") / "m")
+    return build(tmp_path_factory.mktemp("hardening-model"))
 
 
 def reseal(directory: Path) -> None:
