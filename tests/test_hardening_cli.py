@@ -79,3 +79,40 @@ def test_detect_output_under_a_file_names_the_file(small_model, small_flows, tmp
     code = main(["detect", str(small_flows), "--model-dir", str(small_model), "-o",
                  str(tmp_path / "a_file" / "x.jsonl")])
     assert code == 2 and "a_file is not a folder" in _one_line(capsys.readouterr().err)
+
+
+def _variant(small_flows, tmp_path, name, change):
+    import pandas as pd
+
+    frame = change(pd.read_csv(small_flows))
+    out = tmp_path / name
+    frame.to_csv(out, index=False)
+    return out
+
+
+def test_training_data_that_cannot_train_is_one_line(small_flows, tmp_path, capsys):
+    """D7/D14: a 1-row file (RuntimeError from torch), one attack class only (a one-class model saved, exit 0)."""
+    one_row = _variant(small_flows, tmp_path, "one_row.csv", lambda f: f.iloc[:1])
+    one_class = _variant(small_flows, tmp_path, "one_class.csv",
+                         lambda f: f.assign(Attack="DoS", Label=1))
+    for data, says in ((one_row, "too few flows"), (one_class, "one class only")):
+        code = main(["train", "--data", str(data), "--model-dir", str(tmp_path / "m"), "--epochs", "1",
+                     "--no-reference"])
+        assert code == 2 and says in _one_line(capsys.readouterr().err)
+        assert not (tmp_path / "m").exists()
+
+
+def test_evaluate_on_attack_names_the_model_does_not_know_is_one_line(small_model, small_flows, tmp_path, capsys):
+    """D14, case 112: an ``Attack`` column of 0/1 gave accuracy 0.0 without a word."""
+    numeric = _variant(small_flows, tmp_path, "attack01.csv", lambda f: f.assign(Attack=f["Label"]))
+    code = main(["evaluate", "--model-dir", str(small_model), "--data", str(numeric), "--report-dir",
+                 str(tmp_path / "ev")])
+    assert code == 2 and "not in the class taxonomy" in _one_line(capsys.readouterr().err)
+
+
+def test_tune_with_a_storage_that_is_no_url_is_one_line(small_flows, tmp_path, capsys):
+    """D7: ``tune --storage not-a-url`` gave an sqlalchemy ArgumentError traceback."""
+    pytest.importorskip("optuna")
+    code = main(["tune", "--data", str(small_flows), "--max-rows", "300", "--trials", "1", "--epochs", "1",
+                 "--storage", "not-a-url"])
+    assert code == 2 and "not-a-url" in _one_line(capsys.readouterr().err)

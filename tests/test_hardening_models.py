@@ -74,7 +74,8 @@ def test_an_unsealed_edit_is_a_digest_mismatch(small_model, tmp_path, case):
         load_model(d)
 
 
-@pytest.mark.parametrize("text", ["[]", "null", "3", '"x"', "{", "", '{"format": "flowsentinel-model"}'])
+@pytest.mark.parametrize("text", ["[]", "null", "3", '"x"', "{", "", '{"format": "flowsentinel-model"}',
+                                  '{"format": "flowsentinel-model", "format_version": "two"}'])
 def test_a_manifest_that_is_no_table_is_one_line_in_info_and_detect(small_model, small_flows, tmp_path, capsys,
                                                                      text):
     """D7: ``[]`` or ``null`` as manifest gave AttributeError tracebacks in info and detect."""
@@ -103,6 +104,13 @@ def test_one_flipped_byte_in_the_onnx_weights_is_refused(small_model, small_flow
                      "--no-progress"])
         err = capsys.readouterr().err
         assert code == 2 and "model.onnx" in err and "Traceback" not in err
+
+
+def test_every_model_file_is_readable_by_others(small_model):
+    """Observation: ``weights.safetensors`` was written 0600 while the other files got 0644, so a model
+    trained by root could not be read by a service user."""
+    modes = {p.name: p.stat().st_mode & 0o777 for p in small_model.iterdir() if p.is_file()}
+    assert len(set(modes.values())) == 1 and all(m & 0o044 == 0o044 for m in modes.values()), modes
 
 
 def test_train_into_a_file_is_refused_before_training(small_flows, tmp_path, capsys):

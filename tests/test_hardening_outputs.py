@@ -109,15 +109,17 @@ def test_a_path_under_a_file_names_the_file(tmp_path):
         check_output_dir(tmp_path / "a_file" / "report")
 
 
-def test_a_write_error_leaves_nothing_behind(tmp_path, monkeypatch):
+@pytest.mark.parametrize("code, says", [("EDQUOT", "disk quota exceeded"), ("EROFS", "read-only file system"),
+                                        ("ENOSPC", "no space left"), ("EFBIG", "file too large")])
+def test_a_write_error_leaves_nothing_behind(tmp_path, code, says):
+    """D7: read-only file system (a read-only bind mount in the probe), quota, size: one line, no half file."""
     import errno
 
     target = tmp_path / "flows.csv"
-
-    with pytest.raises(OutputError, match="disk quota exceeded"):
+    with pytest.raises(OutputError, match=says):
         with open_output(target) as fh:
             fh.write("a\n")
-            raise OSError(errno.EDQUOT, "Disk quota exceeded")
+            raise OSError(getattr(errno, code), code)
     assert list(tmp_path.iterdir()) == []
 
 
