@@ -157,7 +157,7 @@ def check_output_dir(path: str | os.PathLike) -> Path:
         blocker = _first_non_folder(p)
         if blocker is not None:
             raise OutputError(f"{p}: cannot create the folder: {blocker} is not a folder") from None
-        return p
+        return _writable_folder(p)
     except NotADirectoryError:
         raise OutputError(f"{p}: cannot create the folder: {_first_non_folder(p) or p.parent} is not "
                           "a folder") from None
@@ -165,7 +165,21 @@ def check_output_dir(path: str | os.PathLike) -> Path:
         raise OutputError(f"{p}: is a symbolic link to {os.path.realpath(p)}, not a folder")
     if not p.is_dir():
         raise OutputError(f"{p}: exists and is not a folder; give a new or an existing folder's path")
-    return p
+    return _writable_folder(p)
+
+
+def _writable_folder(p: Path) -> Path:
+    """``p`` when it, or the folder it would be made in, can be written; else the one line saying why."""
+    existing = next((q for q in (p, *p.parents) if q.exists()), None)
+    if existing is None or os.access(existing, os.W_OK | os.X_OK):
+        return p
+    try:
+        read_only = bool(os.statvfs(existing).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    reason = "read-only file system" if read_only else "permission denied"
+    raise OutputError(f"{p}: cannot write there: {existing} is on a {reason}; give a writable folder"
+                      if read_only else f"{p}: cannot write there: {reason} in {existing}; give a writable folder")
 
 
 def _stream_fd(path: str) -> int | None:
