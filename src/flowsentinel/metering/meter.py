@@ -213,6 +213,13 @@ class MeterRun:
             after = _rx_dropped(self.source)
             if dropped_before is not None and after is not None:
                 s.packets_dropped = max(0, after - dropped_before)
+        elif s.packets_metered > s.packets_seen:
+            # The walk counts complete records only; libpcap may still deliver a packet out of a damaged
+            # or cut record (found by fuzzing: an oversized record at the end of the file). Count what
+            # was metered, and say so, rather than report more packets in flows than seen.
+            log.warning("%s: %d packet(s) read from damaged records beyond the %d complete one(s)",
+                        self.source, s.packets_metered - s.packets_seen, s.packets_seen)
+            s.packets_seen = s.packets_metered
         s.packets_ignored = max(0, s.packets_seen - s.packets_metered)
         if self.progress is not None:
             self.progress(s)
