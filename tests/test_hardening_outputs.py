@@ -246,3 +246,16 @@ def test_a_signal_during_detect_leaves_a_summary_of_what_was_done(small_model, s
     assert not out.exists()  # nothing that looks complete
     written = (tmp_path / "v.jsonl.partial").read_text().splitlines()
     assert written and all(json.loads(line) for line in written)  # whole records, kept apart from the name
+
+
+def test_a_live_output_grows_in_place_and_refuses_links(tmp_path):
+    """``collect`` and ``detect --interface`` write what readers follow while it grows: in place, no rename."""
+    target = tmp_path / "alerts.jsonl"
+    with open_output(target, live=True) as fh:
+        fh.write("one\n")
+        assert target.read_text() == "one\n"  # visible at once, line by line
+    (tmp_path / "link.jsonl").symlink_to(target)
+    with pytest.raises(OutputError, match="symbolic link"):
+        with open_output(tmp_path / "link.jsonl", live=True):
+            pass
+    assert target.read_text() == "one\n"

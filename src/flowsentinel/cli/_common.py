@@ -31,16 +31,17 @@ def model_dir_of(args: argparse.Namespace) -> str:
 
 
 @contextmanager
-def output(path: str | None) -> Iterator:
+def output(path: str | None, *, live: bool = False) -> Iterator:
     """Standard output for ``None`` or ``-``, else the file, written safely.
 
     See :func:`flowsentinel.io.outputs.open_output`: a regular file appears
-    under its name only once complete; devices and FIFOs are written
+    under its name only once complete (``live``: written in place as it
+    grows, for outputs that readers follow); devices and FIFOs are written
     through; symbolic links and other kinds of file are refused.
     """
     from ..io.outputs import open_output
 
-    with open_output(path, "w", newline="") as fh:
+    with open_output(path, "w", newline="", live=live) as fh:
         yield fh
 
 

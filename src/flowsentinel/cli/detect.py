@@ -117,7 +117,7 @@ def _score(args: argparse.Namespace, detector, summary):
     options = writer_options(args, detector)
     progress = not args.no_progress
     meter_run = None
-    with output(args.output) as out:
+    with output(args.output, live=bool(args.interface)) as out:
         if args.interface or is_capture(Path(args.input)):
             from ..metering import MeterConfig, meter_capture, meter_interface
 

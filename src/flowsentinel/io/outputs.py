@@ -13,6 +13,8 @@ nothing there yet, or a regular file           written under a temporary name be
                                                (``.NAME.XXXX.partial``), flushed, then renamed
                                                onto ``NAME``: ``NAME`` is either the old file or
                                                the whole new one, never half of one
+the same, for a live output (``collect``,     written in place under its own name, line by
+``detect --interface``, followed by readers)   line; never through a symbolic link
 a character device (``/dev/null``,             written through, in place: the node is opened
 ``/dev/full``, a terminal) or a FIFO            for writing and never replaced; a FIFO must
                                                have a reader already (no waiting)
@@ -224,11 +226,14 @@ def _open_through(path: str) -> IO[bytes]:
 
 @contextmanager
 def open_output(path: str | os.PathLike | None, mode: str = "w", *, newline: str | None = "",
-                encoding: str = "utf-8") -> Iterator[IO]:
+                encoding: str = "utf-8", live: bool = False) -> Iterator[IO]:
     """Open an output for writing (``mode`` ``w`` text or ``wb`` bytes), safely; see the module's table.
 
     The file is complete under its name only when the ``with`` block ends
-    without an exception.
+    without an exception. ``live``: an output that readers follow while it
+    grows (``collect``, ``detect --interface``: a SIEM tails it) is written
+    in place under its own name instead, created or truncated, never through
+    a symbolic link (``O_NOFOLLOW``); the other refusals are the same.
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"open_output: mode must be 'w' or 'wb', got {mode!r}")
@@ -261,6 +266,30 @@ def open_output(path: str | os.PathLike | None, mode: str = "w", *, newline: str
             _close_quietly(fh)
         return
     target = Path(text)
+    if live:
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise OutputError(f"{target}: is a symbolic link; give the target's own path") from None
+            err = output_error(target, exc)
+            if err is None:
+                raise
+            raise err from None
+        raw = os.fdopen(fd, "wb")
+        fh = raw if binary else io.TextIOWrapper(raw, encoding=encoding, newline=newline, line_buffering=True)
+        try:
+            yield fh
+            fh.flush()
+        except OSError as exc:
+            err = output_error(text, exc)
+            if err is None:
+                raise
+            raise err from None
+        finally:
+            _close_quietly(fh)
+        return
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=PARTIAL_SUFFIX, dir=target.parent)
