@@ -66,7 +66,6 @@ def _quiet() -> None:
 def fuzz_hypothesis(target: str, seconds: float, work: Path, model: Path | None) -> dict:
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import strategies as st
-
     from tests.hardening_targets import run_target, seeds
 
     (work / "seeds").mkdir(parents=True, exist_ok=True)

@@ -13,8 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from flowsentinel.persistence import MANIFEST, decision_digest, file_sha256
-
 
 @pytest.fixture(scope="session")
 def small_flows(tmp_path_factory) -> Path:
@@ -39,6 +37,8 @@ def reseal(directory: Path) -> None:
 
     Loading then has only the fields' own checks to go by.
     """
+    from flowsentinel.persistence import MANIFEST, decision_digest, file_sha256
+
     path = directory / MANIFEST
     manifest = json.loads(path.read_text())
     if isinstance(manifest, dict):

@@ -13,7 +13,6 @@ import sys
 import pytest
 
 from flowsentinel.cli import main
-from tests.hardening_support import small_flows, small_model  # noqa: F401
 
 
 def _cli(*args, timeout=60):

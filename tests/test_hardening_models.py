@@ -19,7 +19,7 @@ import pytest
 from flowsentinel.cli import main
 from flowsentinel.errors import ModelIntegrityError, ModelLoadError
 from flowsentinel.persistence import MANIFEST, ONNX_FILE, load_model
-from tests.hardening_support import reseal, small_flows, small_model  # noqa: F401
+from tests.hardening_support import reseal
 
 EXAMPLES = int(os.environ.get("FLOWSENTINEL_FUZZ_EXAMPLES", "60"))
 

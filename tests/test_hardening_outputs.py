@@ -18,7 +18,7 @@ import pytest
 from flowsentinel.cli import main
 from flowsentinel.errors import OutputClosedError, OutputError
 from flowsentinel.io.outputs import check_output_dir, open_output, write_text
-from tests.hardening_support import device_node, small_flows, small_model  # noqa: F401
+from tests.hardening_support import device_node
 
 
 def _one_error_line(err: str) -> str:
@@ -124,9 +124,9 @@ def test_a_write_error_leaves_nothing_behind(tmp_path, code, says):
 
 
 def test_a_closed_pipe_is_its_own_error():
-    from flowsentinel.io.outputs import output_error
-
     import errno
+
+    from flowsentinel.io.outputs import output_error
 
     err = output_error("standard output", BrokenPipeError(errno.EPIPE, "Broken pipe"))
     assert isinstance(err, OutputClosedError) and err.exit_status == 141

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.hardening_support import small_model  # noqa: F401
 from tests.hardening_targets import TARGETS, run_target
 
 HERE = Path(__file__).resolve().parent / "fuzz_regressions"

@@ -35,10 +35,9 @@ def add_arguments(t: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..io.outputs import check_output_dir
     from ..training.distributed import DistributedContext, train_distributed
     from ..training.run import train_and_evaluate
-
-    from ..io.outputs import check_output_dir
 
     cfg = config_from_args(args)
     for folder in (args.model_dir, args.report_dir):
