@@ -55,6 +55,9 @@ CASES = {
     "state a list": lambda m: m.__setitem__("state", [1, 2]),
     "probe damaged": lambda m: m.__setitem__("probe", {"rows": 16}),
     "unknown estimator": lambda m: m.__setitem__("estimator", "Pickle"),
+    # Found by scripts/fuzz.py (atheris): the network is built from these and filled with the saved weights.
+    "a network setting the weights do not fit": lambda m: m["params"]["network_params"].__setitem__(
+        "conv_channels", [5, 4]),
 }
 
 

@@ -394,10 +394,17 @@ def load_model(directory: str | Path, *, engine: str | None = None, inference=No
         config = inference or InferenceConfig()
         if engine is not None:
             config = dataclasses.replace(config, engine=engine)
-        if backend is not None and backend != "torch":
-            chosen = detector.use_backend_engine(config)
-        else:
-            chosen = detector.use_engine(config, graph=contents.get(ONNX_FILE))
+        try:
+            if backend is not None and backend != "torch":
+                chosen = detector.use_backend_engine(config)
+            else:
+                chosen = detector.use_engine(config, graph=contents.get(ONNX_FILE))
+        except (RuntimeError, ValueError, TypeError, KeyError, IndexError) as exc:
+            # The network is built from the parameters and filled with the saved weights here; weights of
+            # another shape fail inside torch (found by fuzzing a sealed manifest's conv_channels).
+            text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise ModelLoadError(f"{directory / WEIGHTS}: the weights do not fit the network the manifest's "
+                                 f"parameters describe ({text}); restore the model") from None
         _check_probe(directory, manifest, detector, chosen)
     return detector
 
