@@ -63,7 +63,7 @@ def test_a_sealed_manifest_with_a_bad_field_is_refused_by_name(small_model, tmp_
     d = _copy(small_model, tmp_path)
     _edit(d, CASES[case])
     with pytest.raises(ModelLoadError, match=str(d)):
-        load_model(d, engine="auto")
+        load_model(d, engine="torch")  # under ONNX Runtime the saved network settings are not run, nor checked
 
 
 def test_a_network_setting_the_weights_do_not_fit_is_refused(small_model, tmp_path):

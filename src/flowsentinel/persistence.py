@@ -374,10 +374,6 @@ def load_model(directory: str | Path, *, engine: str | None = None, inference=No
             raise DataError("the manifest's input columns differ from the preprocessing's")
         detector = detector_class(name).from_state(params, features, classes, float(manifest["threshold"]),
                                                    DetectorState(arrays, manifest.get("state") or {}))
-        detector.check_params()
-    except ConfigError as exc:
-        raise ModelLoadError(f"{directory / MANIFEST}: a saved parameter is invalid ({exc}); restore the model") \
-            from None
     except KeyError as exc:
         raise ModelLoadError(f"{directory}: the model's files do not fit together (no {exc} where one is needed); "
                              "restore the model") from None
@@ -388,6 +384,7 @@ def load_model(directory: str | Path, *, engine: str | None = None, inference=No
         raise ModelLoadError(f"{directory}: the model's files do not fit together ({text}); restore the model") \
             from None
     detector.manifest_ = manifest
+    chosen = None
     if hasattr(detector, "use_engine") and (engine is not None or inference is not None or backend is not None):
         from .models.engines import InferenceConfig
 
@@ -406,6 +403,14 @@ def load_model(directory: str | Path, *, engine: str | None = None, inference=No
             raise ModelLoadError(f"{directory / WEIGHTS}: the weights do not fit the network the manifest's "
                                  f"parameters describe ({text}); restore the model") from None
         _check_probe(directory, manifest, detector, chosen)
+    if chosen != "onnx":
+        # The saved parameters pass the checks a config's do. Under ONNX Runtime the graph, checked by the
+        # probe, is what runs, and checking the network's settings would import torch: not done there.
+        try:
+            detector.check_params()
+        except ConfigError as exc:
+            raise ModelLoadError(f"{directory / MANIFEST}: a saved parameter is invalid ({exc}); "
+                                 "restore the model") from None
     return detector
 
 
