@@ -259,3 +259,22 @@ def test_a_live_output_grows_in_place_and_refuses_links(tmp_path):
         with open_output(tmp_path / "link.jsonl", live=True):
             pass
     assert target.read_text() == "one\n"
+
+
+def test_a_signal_during_meter_says_what_was_metered(portscan, tmp_path, monkeypatch, capsys):
+    """D12 for meter: SIGTERM while writing flows; what was metered is printed, nothing looks complete."""
+    from flowsentinel.metering.meter import MeterRun
+
+    real = MeterRun.chunks
+
+    def chunks_then_signal(self):
+        for chunk in real(self):
+            yield chunk
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(MeterRun, "chunks", chunks_then_signal)
+    out = tmp_path / "flows.csv"
+    assert main(["meter", str(portscan), "-o", str(out), "--no-progress"]) == 143
+    err = capsys.readouterr().err
+    assert any(line.startswith("meter: interrupted; ") and "flows from" in line for line in err.splitlines()), err
+    assert not out.exists() and (tmp_path / "flows.csv.partial").read_text().startswith("IPV4_SRC_ADDR")

@@ -254,9 +254,19 @@ class MeterRun:
             packed = gzip.GzipFile(fileobj=raw, mode="wb") if str(path).endswith(".gz") else None
             fh = io.TextIOWrapper(packed or raw, encoding="utf-8", newline="")
             first = True
-            for chunk in self.chunks():
-                chunk.to_csv(fh, header=first, index=False)
-                first = False
+            try:
+                for chunk in self.chunks():
+                    chunk.to_csv(fh, header=first, index=False)
+                    first = False
+            except BaseException:
+                # Interrupted or failed: what was metered so far goes to NAME.partial, not lost in a buffer.
+                try:
+                    fh.flush()
+                    if packed is not None:
+                        packed.close()
+                except (OSError, ValueError):
+                    pass
+                raise
             fh.flush()
             fh.detach()
             if packed is not None:
