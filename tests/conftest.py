@@ -9,6 +9,9 @@ import pytest
 
 from flowsentinel.paths import data_dir
 
+# The hardening tests' small model and generated flows (tests/hardening_support.py).
+pytest_plugins = ("tests.hardening_support",)
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = "nf-bot-iot-v2/NF-BoT-IoT-v2-sample.csv.gz"
 

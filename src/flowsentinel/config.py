@@ -216,11 +216,34 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
         raw["run"]["data"] = [raw["run"]["data"]]
     model = {k: tuple(v) if isinstance(v, list) else v for k, v in raw["model"].items()}
     cfg = ExperimentConfig(_build("run", RunConfig, raw["run"]), model, _build("features", FeatureConfig, raw["features"]))
+    _check_exclude(cfg.features.exclude)
     try:
         build_detector(cfg).check_params()
     except ConfigError as exc:
         raise ConfigError(f"[model] {exc}") from None
     return cfg
+
+
+def _check_exclude(names: Iterable[str]) -> None:
+    """``[features] exclude`` names NF feature columns; a name that is none of them (a typo) would
+    leave the column it meant among the model's inputs.
+
+    >>> _check_exclude(["IN_BYTES"])
+    >>> _check_exclude(["IN_BYTE"])
+    Traceback (most recent call last):
+    ...
+    flowsentinel.errors.ConfigError: [features] exclude: 'IN_BYTE' is not an NF feature column (did you mean IN_BYTES?)
+    """
+    import difflib
+
+    from .schema import SCHEMAS
+
+    known = sorted({c for schema in SCHEMAS.values() for c in schema.features})
+    for name in names:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else "; the columns are those of the NF v1, v2 and v3 schemas in flowsentinel.schema"
+            raise ConfigError(f"[features] exclude: {name!r} is not an NF feature column{hint}")
 
 
 def portable_data(data: Iterable[Any], base: str | None) -> list[Any]:
@@ -279,6 +302,8 @@ def build_detector(cfg: ExperimentConfig):
 
     model = dict(cfg.model)
     name = model.pop("network", "cnn-bilstm")
+    if not isinstance(name, str):
+        raise ConfigError(f"[model] network must be a model's name, e.g. \"cnn-bilstm\"; got {name!r}")
     params = {"task": cfg.run.task, "random_state": cfg.run.seed, "feature_config": cfg.features, **model}
     from .models.presets import NETWORKS
 

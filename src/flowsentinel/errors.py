@@ -30,6 +30,7 @@ __all__ = [
     "ModelIntegrityError",
     "MeterError",
     "OutputError",
+    "OutputClosedError",
     "ServiceError",
     "NotFittedError",
 ]
@@ -84,6 +85,12 @@ class MeterError(FlowsentinelError, ValueError):
 
 class OutputError(FlowsentinelError, OSError):
     """An output cannot be written (not a regular file, disk full, read-only, closed pipe)."""
+
+
+class OutputClosedError(OutputError):
+    """The reader of the output went away (a closed pipe, as in ``| head -1``): exit 141, as if stopped by SIGPIPE."""
+
+    exit_status = 141
 
 
 class ServiceError(FlowsentinelError):

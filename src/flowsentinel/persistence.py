@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DataError, ModelIntegrityError, ModelLoadError
+from .errors import ConfigError, DataError, ModelIntegrityError, ModelLoadError
 from .features import FeatureConfig, FeaturePipeline
 
 __all__ = [
@@ -223,11 +223,18 @@ def _write_directory(directory: Path, files: dict[str, bytes]) -> None:
     Entries of an existing directory that are not model files (a report
     folder inside it) move over to the new one; model files never do.
     """
+    from .io.outputs import check_output_dir, output_error
+
+    check_output_dir(directory)
     parent = directory.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    if directory.exists() and not directory.is_dir():
-        raise FileExistsError(f"{directory}: exists and is not a model directory")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".partial", dir=parent))
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".partial", dir=parent))
+    except OSError as exc:
+        err = output_error(parent, exc)
+        if err is None:
+            raise
+        raise err from None
     try:
         for name, data in files.items():
             with open(tmp / name, "wb") as fh:
@@ -246,6 +253,12 @@ def _write_directory(directory: Path, files: dict[str, bytes]) -> None:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, directory)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        err = output_error(directory, exc)
+        if err is None:
+            raise
+        raise err from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -338,6 +351,7 @@ def load_model(directory: str | Path, *, engine: str | None = None, inference=No
     directory = Path(directory)
     manifest = read_manifest(directory)
     contents = verify_model(directory, manifest)
+    _check_fields(directory / MANIFEST, manifest)
     name = manifest.get("estimator")
     if name not in ESTIMATORS:
         raise ModelLoadError(f"{directory}: unknown estimator {name!r} (saved by flowsentinel "
@@ -362,21 +376,76 @@ def load_model(directory: str | Path, *, engine: str | None = None, inference=No
             raise DataError("the manifest's input columns differ from the preprocessing's")
         detector = detector_class(name).from_state(params, features, classes, float(manifest["threshold"]),
                                                    DetectorState(arrays, manifest.get("state") or {}))
-    except (DataError, ValueError, KeyError, TypeError) as exc:
-        raise ModelLoadError(f"{directory}: the model's files do not fit together ({exc})") from None
+    except KeyError as exc:
+        raise ModelLoadError(f"{directory}: the model's files do not fit together (no {exc} where one is needed); "
+                             "restore the model") from None
+    except (DataError, ValueError, TypeError, IndexError, AttributeError, RuntimeError) as exc:
+        # from_state reshapes arrays into the network the parameters describe; a value that does not fit
+        # fails in torch or numpy with their own types.
+        text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"{directory}: the model's files do not fit together ({text}); restore the model") \
+            from None
     detector.manifest_ = manifest
+    chosen = None
     if hasattr(detector, "use_engine") and (engine is not None or inference is not None or backend is not None):
         from .models.engines import InferenceConfig
 
         config = inference or InferenceConfig()
         if engine is not None:
             config = dataclasses.replace(config, engine=engine)
-        if backend is not None and backend != "torch":
-            chosen = detector.use_backend_engine(config)
-        else:
-            chosen = detector.use_engine(config, graph=contents.get(ONNX_FILE))
+        try:
+            if backend is not None and backend != "torch":
+                chosen = detector.use_backend_engine(config)
+            else:
+                chosen = detector.use_engine(config, graph=contents.get(ONNX_FILE))
+        except (RuntimeError, ValueError, TypeError, KeyError, IndexError) as exc:
+            # The network is built from the parameters and filled with the saved weights here; weights of
+            # another shape fail inside torch (found by fuzzing a sealed manifest's conv_channels).
+            text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise ModelLoadError(f"{directory / WEIGHTS}: the weights do not fit the network the manifest's "
+                                 f"parameters describe ({text}); restore the model") from None
         _check_probe(directory, manifest, detector, chosen)
+    if chosen != "onnx":
+        # The saved parameters pass the checks a config's do. Under ONNX Runtime the graph, checked by the
+        # probe, is what runs, and checking the network's settings would import torch: not done there.
+        try:
+            detector.check_params()
+        except ConfigError as exc:
+            raise ModelLoadError(f"{directory / MANIFEST}: a saved parameter is invalid ({exc}); "
+                                 "restore the model") from None
     return detector
+
+
+def _check_fields(path: Path, manifest: dict) -> None:
+    """The decision fields have the types loading relies on; a wrong one is named (the digest may match:
+    a manifest written by hand or by another tool)."""
+    def bad(field: str, want: str) -> ModelLoadError:
+        return ModelLoadError(f"{path}: field {field!r} must be {want}, got {manifest.get(field)!r:.80}; "
+                              "restore the model")
+
+    for field in ("estimator", "schema"):
+        if not isinstance(manifest.get(field), str):
+            raise bad(field, "a string")
+    if not isinstance(manifest.get("params"), dict):
+        raise bad("params", "a table of parameters")
+    classes = manifest.get("classes")
+    if (not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes)
+            or len(set(classes)) != len(classes)):
+        raise bad("classes", "a list of distinct class names")
+    columns = manifest.get("input_columns")
+    if not isinstance(columns, list) or not columns or not all(isinstance(c, str) for c in columns):
+        raise bad("input_columns", "a list of column names")
+    n_inputs = manifest.get("n_model_inputs")
+    if isinstance(n_inputs, bool) or not isinstance(n_inputs, int) or n_inputs < 1:
+        raise bad("n_model_inputs", "a whole number >= 1")
+    threshold = manifest.get("threshold")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not np.isfinite(threshold):
+        raise bad("threshold", "a finite number")
+    if manifest.get("state") is not None and not isinstance(manifest.get("state"), dict):
+        raise bad("state", "a table")
+    probe = manifest.get("probe")
+    if probe is not None and not (isinstance(probe, dict) and isinstance(probe.get("proba"), list)):
+        raise bad("probe", "a table with the probe's probabilities")
 
 
 def _check_probe(directory: Path, manifest: dict, detector, engine_name: str) -> None:
@@ -384,7 +453,11 @@ def _check_probe(directory: Path, manifest: dict, detector, engine_name: str) ->
     probe = manifest.get("probe")
     if not probe:
         return
-    expected = np.asarray(probe["proba"], np.float64)
+    try:
+        expected = np.asarray(probe["proba"], np.float64)
+    except (ValueError, TypeError):
+        raise ModelLoadError(f"{directory / MANIFEST}: field 'probe' holds no table of probabilities; "
+                             "restore the model") from None
     where = ONNX_FILE if engine_name == "onnx" else WEIGHTS
     try:
         got = np.asarray(detector.engine(_probe_batch(detector.input_shape)), np.float64)

@@ -225,10 +225,13 @@ def write_report(alerts: pd.DataFrame, html_path: str | Path, md_path: str | Pat
     md_path = Path(md_path) if md_path is not None else html_path.with_suffix(".md")
     s = report_summary(alerts)
     figures = _figures(alerts, s)
-    plot_dir = md_path.parent / f"{md_path.stem}_plots"
-    plot_dir.mkdir(parents=True, exist_ok=True)
+    from ..io.outputs import check_output_dir, check_output_path, write_bytes, write_text
+
+    check_output_path(html_path)
+    check_output_path(md_path)
+    plot_dir = check_output_dir(md_path.parent / f"{md_path.stem}_plots")
     for name, png in figures.items():
-        (plot_dir / f"{name}.png").write_bytes(png)
+        write_bytes(plot_dir / f"{name}.png", png)
 
     span = f"{s['first']:%Y-%m-%d %H:%M:%S} to {s['last']:%Y-%m-%d %H:%M:%S} UTC"
     facts = [
@@ -256,8 +259,8 @@ def write_report(alerts: pd.DataFrame, html_path: str | Path, md_path: str | Pat
         f'<figure><img class="plot" id="{name}" alt="{html_lib.escape(label)}" '
         f'src="data:image/png;base64,{base64.b64encode(figures[name]).decode()}"><figcaption>{html_lib.escape(label)}'
         f"</figcaption></figure>" for name, label in PLOTS)
-    html_path.parent.mkdir(parents=True, exist_ok=True)
-    html_path.write_text(
+    write_text(
+        html_path,
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>{html_lib.escape(title)}</title><style>"
         "body{font-family:sans-serif;max-width:1100px;margin:1em auto;color:#222}"
@@ -273,5 +276,5 @@ def write_report(alerts: pd.DataFrame, html_path: str | Path, md_path: str | Pat
     md += [f"![{label}]({plot_dir.name}/{name}.png)\n" for name, label in PLOTS]
     for h, t in tables[1:]:
         md += [f"## {h}", "", t[1]]
-    md_path.write_text("\n".join(md), encoding="utf-8")
+    write_text(md_path, "\n".join(md))
     return html_path, md_path

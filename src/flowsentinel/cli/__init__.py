@@ -4,10 +4,13 @@ Every command module has ``NAME``, ``HELP``, ``add_arguments(parser)`` and
 ``run(args) -> int``; :data:`COMMANDS` lists them in the order ``--help``
 shows them.
 
-Exit status: 0 on success; 2 when the user can fix the cause (a
-:class:`~flowsentinel.errors.FlowsentinelError`, or an output that cannot be
-written: disk full, read-only file system, closed pipe), with one line on
-stderr; 130 on Ctrl-C; 1 with a traceback for anything else, which is a bug.
+Exit status (``docs/reliability.md``, "Exit status"): 0 on success; 2 when
+the user can fix the cause (a :class:`~flowsentinel.errors.FlowsentinelError`,
+or an output that cannot be written: disk full, read-only file system), with
+one line on stderr naming the file; 141 when the reader of the output went
+away (a closed pipe, ``| head -1``), as if stopped by SIGPIPE; 130 on SIGINT
+(Ctrl-C) and 143 on SIGTERM, after the command has printed what it had done;
+1 with a traceback for anything else, which is a bug.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ COMMANDS = ("train", "evaluate", "detect", "adapt", "info", "benchmark", "crosse
 _ENVIRONMENT_ERRNOS = {
     errno.ENOSPC: "no space left on the device",
     errno.EROFS: "read-only file system",
-    errno.EPIPE: "output closed (broken pipe)",
+    errno.EPIPE: "output closed by its reader (broken pipe)",
     errno.EACCES: "permission denied",
     errno.EPERM: "operation not permitted",
     errno.ENOENT: "no such file or directory",
@@ -97,12 +100,53 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 
 def _os_error_line(exc: OSError) -> str | None:
-    """One line for an OS error the user can act on, or ``None`` for one that is a bug."""
+    """One line for an OS error the user can act on, or ``None`` for one that is a bug.
+
+    An error without a file name came from writing a stream (``print`` to a
+    full disk or a closed pipe): standard output is named.
+    """
+    from ..io.outputs import WRITE_ERRNOS
+
     reason = _ENVIRONMENT_ERRNOS.get(exc.errno or -1)
     if reason is None:
         return None
-    where = exc.filename if exc.filename is not None else ""
-    return f"{where}: {reason}" if where else reason
+    where = exc.filename if exc.filename is not None else "standard output"
+    todo = WRITE_ERRNOS.get(exc.errno or -1, ("", ""))[1]
+    return f"{where}: {reason}" + (f"; {todo}" if todo and exc.filename is None else "")
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM, delivered like Ctrl-C so that a command stops the same way and says what it had done."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _terminate(signum, frame):  # pragma: no cover - exercised through a subprocess
+    raise Interrupted(signum)
+
+
+def _install_term_handler():
+    """SIGTERM raises :class:`Interrupted` in the main thread, unless something already handles it;
+    returns a function that puts the previous handler back (``main`` called in-process)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminate)
+        return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    return lambda: None
+
+
+def _silence_stdout() -> None:
+    """After a closed pipe or a full disk: nothing more can reach standard output; keep the
+    interpreter from failing again on it while it shuts down."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -113,26 +157,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.verbose else (logging.WARNING if args.quiet else logging.INFO)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    restore = _install_term_handler()
     try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("flowsentinel: interrupted", file=sys.stderr)
-        return 130
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()  # a full disk or a closed pipe shows here, while it can still be reported
+        return status
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", 2)
+        print(f"flowsentinel: {'terminated (SIGTERM)' if signum == 15 else 'interrupted'}", file=sys.stderr)
+        return 128 + signum
     except FlowsentinelError as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if exc.exit_status == 141:
+            _silence_stdout()
         print(f"flowsentinel: error: {msg}", file=sys.stderr)
         return exc.exit_status
     except OSError as exc:
         line = _os_error_line(exc)
         if line is None:
             raise
-        if exc.errno == errno.EPIPE:
-            # Nothing more can reach the closed pipe; keep the interpreter from
-            # complaining about it again while it shuts down.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
+        if exc.errno in (errno.EPIPE, errno.ENOSPC, errno.EIO) and exc.filename is None:
+            _silence_stdout()
         print(f"flowsentinel: error: {line}", file=sys.stderr)
-        return 2
+        return 141 if exc.errno == errno.EPIPE else 2
+    finally:
+        restore()
 
 
 if __name__ == "__main__":  # pragma: no cover

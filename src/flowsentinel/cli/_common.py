@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Iterator
 
 __all__ = ["DEFAULT_MODEL_DIR", "TRAIN_MODEL_DIR", "add_model_argument", "output", "config_from_args",
@@ -35,14 +33,18 @@ def model_dir_of(args: argparse.Namespace) -> str:
 
 
 @contextmanager
-def output(path: str | None) -> Iterator:
-    """Standard output for ``None`` or ``-``, else the file (its folder created)."""
-    if path in (None, "-"):
-        yield sys.stdout
-    else:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w", newline="") as fh:
-            yield fh
+def output(path: str | None, *, live: bool = False) -> Iterator:
+    """Standard output for ``None`` or ``-``, else the file, written safely.
+
+    See :func:`flowsentinel.io.outputs.open_output`: a regular file appears
+    under its name only once complete (``live``: written in place as it
+    grows, for outputs that readers follow); devices and FIFOs are written
+    through; symbolic links and other kinds of file are refused.
+    """
+    from ..io.outputs import open_output
+
+    with open_output(path, "w", newline="", live=live) as fh:
+        yield fh
 
 
 def add_config_arguments(p: argparse.ArgumentParser) -> None:

@@ -6,7 +6,6 @@ import argparse
 import json
 import signal
 import sys
-from pathlib import Path
 
 from ..choices import ENGINES, OUTPUT_FORMATS
 from ._common import add_model_argument, model_dir_of, output
@@ -58,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     def stop(signum, _frame):
         stopping.append(signum)
 
-    with output(args.output) as out:
+    with output(args.output, live=True) as out:
         scorer = Scorer(model_dir_of(args), out, fmt=args.format, only_alerts=args.alerts_only, engine=args.engine,
                         threads=args.threads)
         needed = scorer.required_columns
@@ -84,5 +83,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"collect: stopped by {signal.Signals(stopping[0]).name}; pending flows scored", file=sys.stderr)
     print(f"collect: {counters.line()}", file=sys.stderr)
     if args.summary:
-        Path(args.summary).write_text(json.dumps(counters.as_dict(), indent=2))
+        from ..io.outputs import write_text
+
+        write_text(args.summary, json.dumps(counters.as_dict(), indent=2))
     return 0

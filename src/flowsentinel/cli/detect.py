@@ -76,22 +76,47 @@ def writer_options(args: argparse.Namespace, detector) -> dict:
     return options
 
 def is_nfdump(path: str) -> bool:
-    """An nfcapd archive file or the CSV that ``nfdump -o csv`` writes."""
+    """An nfcapd archive file or the CSV that ``nfdump -o csv`` writes (never sniffed unless a regular file:
+    opening a FIFO would block, and a link to ``/dev/zero`` has no end of line)."""
     from ..collector.sniff import is_nfcapd_file, is_nfdump_csv
 
+    if not Path(path).is_file():
+        return False
     return is_nfcapd_file(path) or is_nfdump_csv(path)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..io.alerts import AlertWriter
-    from ..serving.detect import detect_file, detect_frames, model_identity
+    from ..io.outputs import check_output_path, write_text
+    from ..serving.detect import DetectSummary
 
     if bool(args.input) == bool(args.interface):
         raise UsageError("detect: give an INPUT file (flows or capture) or --interface IF, not both and not neither")
+    for path in (args.output, args.summary):
+        if path not in (None, "-"):
+            check_output_path(path)  # refused before the model is loaded
     detector = load_detector(model_dir_of(args), args.backend, args.engine, args.threads)
+    summary = DetectSummary()
+    meter_run = None
+    try:
+        meter_run = _score(args, detector, summary)
+    except KeyboardInterrupt as exc:
+        _interrupted(args, summary, meter_run, exc)
+        raise
+    print(f"detect: {summary.text()}", file=sys.stderr)
+    if args.summary:
+        write_text(args.summary, json.dumps({**summary.as_dict(), "complete": True}, indent=2))
+    return 0
+
+
+def _score(args: argparse.Namespace, detector, summary):
+    """Score the input into the output, filling ``summary`` as it goes; the meter run of a capture, if any."""
+    from ..io.alerts import AlertWriter
+    from ..serving.detect import detect_file, detect_frames, model_identity
+
     options = writer_options(args, detector)
     progress = not args.no_progress
-    with output(args.output) as out:
+    meter_run = None
+    with output(args.output, live=bool(args.interface)) as out:
         if args.interface or is_capture(Path(args.input)):
             from ..metering import MeterConfig, meter_capture, meter_interface
 
@@ -103,7 +128,8 @@ def run(args: argparse.Namespace) -> int:
             name, version = model_identity(detector)
             writer = AlertWriter(out, args.format, model_name=name, model_version=version, only_alerts=args.alerts_only,
                                  threshold=detector.threshold_, interface=args.interface, **options)
-            summary = detect_frames(detector, meter_run, writer, where=args.input or args.interface, progress=progress)
+            detect_frames(detector, meter_run, writer, where=args.input or args.interface, progress=progress,
+                          summary=summary)
             print(f"metering: {meter_run.stats.summary()}", file=sys.stderr)
         elif is_nfdump(args.input):
             from ..collector.nfdump import read_nfdump
@@ -111,11 +137,27 @@ def run(args: argparse.Namespace) -> int:
             name, version = model_identity(detector)
             writer = AlertWriter(out, args.format, model_name=name, model_version=version, only_alerts=args.alerts_only,
                                  threshold=detector.threshold_, **options)
-            summary = detect_frames(detector, read_nfdump(args.input), writer, where=args.input, progress=progress)
+            detect_frames(detector, read_nfdump(args.input), writer, where=args.input, progress=progress,
+                          summary=summary)
         else:
-            summary = detect_file(detector, args.input, out, args.format, only_alerts=args.alerts_only,
-                                  progress=progress, **options)
-    print(f"detect: {summary.text()}", file=sys.stderr)
+            detect_file(detector, args.input, out, args.format, only_alerts=args.alerts_only,
+                        progress=progress, summary=summary, **options)
+    return meter_run
+
+
+def _interrupted(args: argparse.Namespace, summary, meter_run, exc: KeyboardInterrupt) -> None:
+    """What was done before SIGINT or SIGTERM: one line on stderr, and the ``--summary`` file, marked incomplete."""
+    from ..io.outputs import PARTIAL_SUFFIX, check_output_path, write_text
+
+    signame = "SIGTERM" if getattr(exc, "signum", 2) == 15 else "SIGINT"
+    kept = None
+    if args.output not in (None, "-") and check_output_path(args.output) == "replace":
+        candidate = Path(args.output + PARTIAL_SUFFIX)
+        kept = str(candidate) if candidate.is_file() else None
+    where = f"; verdicts written so far are in {kept}" if kept else ""
+    if meter_run is not None:
+        print(f"metering: {meter_run.stats.summary()}", file=sys.stderr)
+    print(f"detect: stopped by {signame} after {summary.text()}{where}", file=sys.stderr)
     if args.summary:
-        Path(args.summary).write_text(json.dumps(summary.as_dict(), indent=2))
-    return 0
+        write_text(args.summary, json.dumps({**summary.as_dict(), "complete": False, "stopped_by": signame,
+                                             "output": kept or args.output}, indent=2))

@@ -28,6 +28,9 @@ def run(args: argparse.Namespace) -> int:
     detector = load_detector(model_dir_of(args), args.backend)
     # Beside a model of the user's; the shipped model's folder is the package's, not a place for reports.
     report_dir = Path(args.report_dir or (Path(args.model_dir) / "evaluation" if args.model_dir else "reports/evaluation"))
+    from ..io.outputs import check_output_dir
+
+    check_output_dir(report_dir)  # before any flow is read
     data = load_dataset(args.data, rejects_dir=report_dir)
     detector.check_columns(data.flows.columns, str(args.data))
     manifest = detector.manifest_

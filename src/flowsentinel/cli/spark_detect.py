@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from ..choices import SUPPRESS_KEYS
 from ..errors import UsageError
@@ -61,5 +60,7 @@ def run(args: argparse.Namespace) -> int:
     summary = spark_detect(spark, config)
     print(f"spark-detect: {summary.text()}", file=sys.stderr)
     if args.summary:
-        Path(args.summary).write_text(json.dumps(summary.as_dict(), indent=2))
+        from ..io.outputs import write_text
+
+        write_text(args.summary, json.dumps(summary.as_dict(), indent=2))
     return 0

@@ -35,10 +35,14 @@ def add_arguments(t: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..io.outputs import check_output_dir
     from ..training.distributed import DistributedContext, train_distributed
     from ..training.run import train_and_evaluate
 
     cfg = config_from_args(args)
+    for folder in (args.model_dir, args.report_dir):
+        if folder:
+            check_output_dir(folder)  # refused before training, not after
     context = DistributedContext.from_env()  # one of several processes started by torchrun
     if context is not None:
         result = train_distributed(cfg, args.model_dir, args.report_dir, context)

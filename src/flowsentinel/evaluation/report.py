@@ -86,7 +86,7 @@ def plot_confusion(metrics: dict, path: Path, title: str) -> Path:
     ax.set_title(title)
     fig.colorbar(im, ax=ax, fraction=0.046, label="share of true class")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -112,7 +112,7 @@ def plot_curves(curves: dict[str, dict], path: Path, title: str) -> Path:
         ax.legend(loc="lower right", fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -136,7 +136,7 @@ def plot_history(history: list[dict], path: Path, title: str) -> Path:
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -156,9 +156,22 @@ def jsonable(obj: Any) -> Any:
     return obj
 
 
+def _save_figure(fig, path: str | Path) -> None:
+    """A figure as PNG, written through :func:`flowsentinel.io.outputs.write_bytes` (whole or not at all)."""
+    import io
+
+    from ..io.outputs import write_bytes
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    write_bytes(path, buf.getvalue())
+
+
 def write_report(out_dir: str | Path, result: dict[str, Any], curves: dict | None = None) -> dict[str, Path]:
-    """Write ``metrics.json`` (the metrics at top level), ``report.md`` and plots."""
-    out = Path(out_dir)
+    """Write ``metrics.json`` (the metrics at top level), ``report.md`` and plots, each file whole or not at all."""
+    from ..io.outputs import check_output_dir, write_text
+
+    out = check_output_dir(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     title = result.get("title", "model")
     if result.get("synthetic"):
@@ -170,7 +183,7 @@ def write_report(out_dir: str | Path, result: dict[str, Any], curves: dict | Non
         plots.append(plot_history(result["history"], out / "training_curves.png", title))
     result = {**result, "plots": [str(p) for p in plots]}
     payload = {**result["metrics"], **{k: v for k, v in result.items() if k != "metrics"}}
-    (out / "metrics.json").write_text(json.dumps(jsonable(payload), indent=2))
-    (out / "report.md").write_text(markdown_report(result))
+    write_text(out / "metrics.json", json.dumps(jsonable(payload), indent=2))
+    write_text(out / "report.md", markdown_report(result))
     log.info("report written to %s", out)
     return {"metrics": out / "metrics.json", "report": out / "report.md", **{p.stem: p for p in plots}}

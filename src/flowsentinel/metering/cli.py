@@ -58,28 +58,57 @@ def config_from_args(args: argparse.Namespace) -> MeterConfig:
 
 
 def run_meter(args: argparse.Namespace) -> int:
-    """Run ``flowsentinel meter``; 0 on success, 2 on bad input (one line on stderr)."""
+    """Run ``flowsentinel meter``; 0 on success, the error's status on bad input or output (one line on stderr).
+
+    Interrupted (SIGINT, or SIGTERM under the command line) while reading a
+    capture, it prints what was metered so far, leaves what was written in
+    ``OUTPUT.partial`` and lets the interrupt go on (exit 130 or 143).
+    """
+    from ..errors import FlowsentinelError
+    from ..io.outputs import check_output_path, output_error
+
+    run = None
+    bar = None
     try:
         if bool(args.capture) == bool(args.interface):
             raise MeterError("meter: give either a CAPTURE file or --interface IF, not both and not neither")
         config = config_from_args(args)
-        bar = None if args.no_progress else _progress_bar()
-        update = None if bar is None else (lambda s: _show(bar, s))
+        check_output_path(args.output)  # before any packet is read
+        shown: list = []  # the bar, once the capture or interface has been checked (errors print alone)
+        update = None if args.no_progress else (lambda s: _show(shown[0], s) if shown and shown[0] else None)
         if args.interface:
             run = meter_interface(args.interface, config, args.max_packets, args.max_seconds, progress=update)
         else:
             run = meter_capture(args.capture, config, progress=update)
+        bar = None if args.no_progress else _progress_bar()
+        shown.append(bar)
         try:
             stats = run.to_csv(args.output)
         finally:
             if bar is not None:
                 bar.close()
-    except (MeterError, ValueError) as exc:
+                bar = None
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+        if run is not None:
+            print(f"meter: interrupted; {run.stats.summary()}", file=sys.stderr)
+        raise
+    except FlowsentinelError as exc:
+        if bar is not None:
+            bar.close()
+        print(f"error: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}",
+              file=sys.stderr)
+        return exc.exit_status
+    except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"error: {args.output}: cannot write flows: {exc.strerror or exc}", file=sys.stderr)
-        return 2
+        err = output_error(args.output, exc)
+        if err is None:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_status
     print(stats.summary(), file=sys.stderr)
     return 0
 

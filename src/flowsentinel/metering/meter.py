@@ -15,6 +15,7 @@ metered in bounded memory.
 from __future__ import annotations
 
 import gzip
+import io
 import logging
 import multiprocessing
 import os
@@ -212,6 +213,13 @@ class MeterRun:
             after = _rx_dropped(self.source)
             if dropped_before is not None and after is not None:
                 s.packets_dropped = max(0, after - dropped_before)
+        elif s.packets_metered > s.packets_seen:
+            # The walk counts complete records only; libpcap may still deliver a packet out of a damaged
+            # or cut record (found by fuzzing: an oversized record at the end of the file). Count what
+            # was metered, and say so, rather than report more packets in flows than seen.
+            log.warning("%s: %d packet(s) read from damaged records beyond the %d complete one(s)",
+                        self.source, s.packets_metered - s.packets_seen, s.packets_seen)
+            s.packets_seen = s.packets_metered
         s.packets_ignored = max(0, s.packets_seen - s.packets_metered)
         if self.progress is not None:
             self.progress(s)
@@ -233,22 +241,36 @@ class MeterRun:
     def to_csv(self, path: str | os.PathLike) -> MeterStats:
         """Write every flow to a CSV file chunk by chunk; return the counters.
 
-        A ``.gz`` suffix writes gzip. The file is written beside its final
-        name and renamed at the end, so a failed run leaves no half file.
+        A ``.gz`` suffix writes gzip. The output goes through
+        :func:`flowsentinel.io.outputs.open_output`: a regular file is written
+        under a temporary name and renamed at the end (a failed run leaves no
+        half file under the name; an interrupted one leaves ``NAME.partial``),
+        a device or FIFO is written through in place and never replaced, a
+        symbolic link is refused.
         """
-        out = Path(path)
-        partial = out.with_name(out.name + ".partial")
-        opener = gzip.open if out.suffix == ".gz" else open
-        try:
+        from ..io.outputs import open_output
+
+        with open_output(path, "wb") as raw:
+            packed = gzip.GzipFile(fileobj=raw, mode="wb") if str(path).endswith(".gz") else None
+            fh = io.TextIOWrapper(packed or raw, encoding="utf-8", newline="")
             first = True
-            with opener(partial, "wt", newline="") as fh:
+            try:
                 for chunk in self.chunks():
                     chunk.to_csv(fh, header=first, index=False)
                     first = False
-            os.replace(partial, out)
-        finally:
-            if partial.exists():
-                partial.unlink()
+            except BaseException:
+                # Interrupted or failed: what was metered so far goes to NAME.partial, not lost in a buffer.
+                try:
+                    fh.flush()
+                    if packed is not None:
+                        packed.close()
+                except (OSError, ValueError):
+                    pass
+                raise
+            fh.flush()
+            fh.detach()
+            if packed is not None:
+                packed.close()
         return self.stats
 
 

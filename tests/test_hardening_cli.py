@@ -1,0 +1,117 @@
+"""The command line on the probe's entry-point cases that were still open (probe of 2026-12-01, D5, D7, D15).
+
+Hangs are run in a subprocess with a timeout, so that a regression fails
+the test instead of stopping the suite.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from flowsentinel.cli import main
+
+
+def _cli(*args, timeout=60):
+    return subprocess.run([sys.executable, "-m", "flowsentinel.cli", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def _one_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if "error" in line]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_detect_on_a_fifo_named_csv_is_refused_at_once(small_model, tmp_path):
+    """D5, case 79: a FIFO with no writer hung (since the collector: in the nfdump sniff, before the reader)."""
+    fifo = tmp_path / "fifo.csv"
+    os.mkfifo(fifo)
+    proc = _cli("detect", str(fifo), "--model-dir", str(small_model), "-o", str(tmp_path / "z.jsonl"))
+    assert proc.returncode == 2 and "FIFO" in _one_line(proc.stderr)
+
+
+def test_detect_on_a_link_to_dev_zero_is_refused_at_once(small_model, tmp_path):
+    """D5, cases 74, 75, 78: ``zero.csv -> /dev/zero`` read without end (4 GB in 19 s)."""
+    link = tmp_path / "zero.csv"
+    link.symlink_to("/dev/zero")
+    for argv in (["detect", str(link), "--model-dir", str(small_model), "-o", str(tmp_path / "z.jsonl")],
+                 ["evaluate", "--model-dir", str(small_model), "--data", str(link), "--report-dir", str(tmp_path)]):
+        proc = _cli(*argv)
+        assert proc.returncode == 2 and "character device" in _one_line(proc.stderr)
+
+
+def test_a_folder_named_pcap_is_one_line(small_model, tmp_path, capsys):
+    """D15: a directory named ``x.pcap`` given to detect."""
+    (tmp_path / "x.pcap").mkdir()
+    assert main(["detect", str(tmp_path / "x.pcap"), "--model-dir", str(small_model)]) == 2
+    assert "is a directory" in _one_line(capsys.readouterr().err)
+
+
+def test_meter_on_a_missing_interface_prints_its_error_alone(tmp_path, capsys):
+    """Observation: ``meter --interface nope0`` printed its error behind a progress-bar fragment."""
+    pytest.importorskip("nfstream")
+    assert main(["meter", "--interface", "nope0", "-o", str(tmp_path / "n.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == ["error: nope0: no such network interface; list them with `ip link`"]
+
+
+def test_reports_under_a_file_are_refused_before_any_work(small_model, small_flows, tmp_path, capsys):
+    """D7: ``evaluate --report-dir /dev/full/x``, ``train --report-dir /dev/full/rep`` (NotADirectoryError)."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x\n")
+    code = main(["evaluate", "--model-dir", str(small_model), "--data", str(small_flows), "--report-dir",
+                 str(blocker / "x")])
+    assert code == 2 and "a_file is not a folder" in _one_line(capsys.readouterr().err)
+    code = main(["train", "--data", str(small_flows), "--model-dir", str(tmp_path / "m"), "--report-dir",
+                 str(blocker / "rep"), "--epochs", "1", "--no-reference"])
+    assert code == 2 and "a_file is not a folder" in _one_line(capsys.readouterr().err)
+    assert not (tmp_path / "m").exists()
+
+
+def test_detect_output_under_a_file_names_the_file(small_model, small_flows, tmp_path, capsys):
+    """D7: ``-o out/a_file/x.jsonl`` gave FileExistsError (later: "already exists", which misleads)."""
+    (tmp_path / "a_file").write_text("x\n")
+    code = main(["detect", str(small_flows), "--model-dir", str(small_model), "-o",
+                 str(tmp_path / "a_file" / "x.jsonl")])
+    assert code == 2 and "a_file is not a folder" in _one_line(capsys.readouterr().err)
+
+
+def _variant(small_flows, tmp_path, name, change):
+    import pandas as pd
+
+    frame = change(pd.read_csv(small_flows))
+    out = tmp_path / name
+    frame.to_csv(out, index=False)
+    return out
+
+
+def test_training_data_that_cannot_train_is_one_line(small_flows, tmp_path, capsys):
+    """D7/D14: a 1-row file (RuntimeError from torch), one attack class only (a one-class model saved, exit 0)."""
+    one_row = _variant(small_flows, tmp_path, "one_row.csv", lambda f: f.iloc[:1])
+    one_class = _variant(small_flows, tmp_path, "one_class.csv",
+                         lambda f: f.assign(Attack="DoS", Label=1))
+    for data, says in ((one_row, "too few flows"), (one_class, "one class only")):
+        code = main(["train", "--data", str(data), "--model-dir", str(tmp_path / "m"), "--epochs", "1",
+                     "--no-reference"])
+        assert code == 2 and says in _one_line(capsys.readouterr().err)
+        assert not (tmp_path / "m").exists()
+
+
+def test_evaluate_on_attack_names_the_model_does_not_know_is_one_line(small_model, small_flows, tmp_path, capsys):
+    """D14, case 112: an ``Attack`` column of 0/1 gave accuracy 0.0 without a word."""
+    numeric = _variant(small_flows, tmp_path, "attack01.csv", lambda f: f.assign(Attack=f["Label"]))
+    code = main(["evaluate", "--model-dir", str(small_model), "--data", str(numeric), "--report-dir",
+                 str(tmp_path / "ev")])
+    assert code == 2 and "not in the class taxonomy" in _one_line(capsys.readouterr().err)
+
+
+def test_tune_with_a_storage_that_is_no_url_is_one_line(small_flows, tmp_path, capsys):
+    """D7: ``tune --storage not-a-url`` gave an sqlalchemy ArgumentError traceback."""
+    pytest.importorskip("optuna")
+    code = main(["tune", "--data", str(small_flows), "--max-rows", "300", "--trials", "1", "--epochs", "1",
+                 "--storage", "not-a-url"])
+    assert code == 2 and "not-a-url" in _one_line(capsys.readouterr().err)
