@@ -262,6 +262,21 @@ class _Pipeline:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        # An interrupt (SIGINT, or SIGTERM turned into SystemExit) arrives while reading: the chunks
+        # already handed over (at most the queues' depth plus one per stage) are scored and written
+        # first, so the summary counts every flow that reached the output. A second interrupt cuts
+        # this short; any other exception stops the stages at once.
+        if exc_type is not None and issubclass(exc_type, (KeyboardInterrupt, SystemExit)) and self.error is None:
+            try:
+                self._put(self.queues[0], _END)
+            except _Stopped:
+                pass
+            else:
+                try:
+                    self._join()
+                    return
+                except BaseException:
+                    pass
         self.stop.set()
         self._join()
 
