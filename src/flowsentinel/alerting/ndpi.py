@@ -111,8 +111,9 @@ def _names_from_nfstream() -> tuple[str, dict[int, str]]:  # pragma: no cover - 
 
 
 if __name__ == "__main__":  # pragma: no cover
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     version, table = _names_from_nfstream()
     path = package_file(DATA_FILE)
     path.write_text(json.dumps({"source": f"nDPI {version} (as bundled in nfstream)",
                                 "protocols": {str(k): v for k, v in table.items()}}, indent=0) + "\n")
-    print(f"{len(table)} protocol names from nDPI {version} written to {path}")
+    log.info("%d protocol names from nDPI %s written to %s", len(table), version, path)

@@ -64,7 +64,7 @@ import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Iterator, NoReturn
 
 from ..errors import FlowsentinelError, OutputClosedError, OutputError
 
@@ -211,10 +211,7 @@ def _open_through(path: str) -> IO[bytes]:
             raise OutputError(f"{path}: is a FIFO with no reader; start the reader first") from None
         if exc.errno == errno.EBADF:
             raise OutputError(f"{path}: that stream is not open in this process") from None
-        err = output_error(path, exc)
-        if err is None:
-            raise
-        raise err from None
+        _raise_output_error(path, exc)
     try:
         if fd_of_stream is None:
             fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
@@ -244,26 +241,15 @@ def open_output(path: str | os.PathLike | None, mode: str = "w", *, newline: str
             yield stream
             stream.flush()
         except OSError as exc:
-            err = output_error("standard output", exc)
-            if err is None:
-                raise
-            raise err from None
+            _raise_output_error("standard output", exc)
         return
     text = os.fspath(path)
     how = check_output_path(text)
     if how == "through":
         raw = _open_through(text)
         fh = raw if binary else io.TextIOWrapper(raw, encoding=encoding, newline=newline, write_through=False)
-        try:
+        with _written_in_place(fh, text):
             yield fh
-            fh.flush()
-        except OSError as exc:
-            err = output_error(text, exc)
-            if err is None:
-                raise
-            raise err from None
-        finally:
-            _close_quietly(fh)
         return
     target = Path(text)
     if live:
@@ -273,31 +259,17 @@ def open_output(path: str | os.PathLike | None, mode: str = "w", *, newline: str
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 raise OutputError(f"{target}: is a symbolic link; give the target's own path") from None
-            err = output_error(target, exc)
-            if err is None:
-                raise
-            raise err from None
+            _raise_output_error(target, exc)
         raw = os.fdopen(fd, "wb")
         fh = raw if binary else io.TextIOWrapper(raw, encoding=encoding, newline=newline, line_buffering=True)
-        try:
+        with _written_in_place(fh, text):
             yield fh
-            fh.flush()
-        except OSError as exc:
-            err = output_error(text, exc)
-            if err is None:
-                raise
-            raise err from None
-        finally:
-            _close_quietly(fh)
         return
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=PARTIAL_SUFFIX, dir=target.parent)
     except OSError as exc:
-        err = output_error(target.parent, exc)
-        if err is None:
-            raise
-        raise err from None
+        _raise_output_error(target.parent, exc)
     tmp = Path(tmp_name)
     os.fchmod(fd, 0o666 & ~_umask())
     raw = os.fdopen(fd, "wb")
@@ -316,10 +288,7 @@ def open_output(path: str | os.PathLike | None, mode: str = "w", *, newline: str
         tmp.unlink(missing_ok=True)
         if isinstance(exc, FlowsentinelError):
             raise
-        err = output_error(target, exc)
-        if err is None:
-            raise
-        raise err from None
+        _raise_output_error(target, exc)
     except BaseException:
         _close_quietly(fh)
         _keep_partial(tmp, target)
@@ -341,6 +310,26 @@ def _keep_partial(tmp: Path, target: Path) -> None:
     except OSError:
         tmp.unlink(missing_ok=True)
 
+
+
+def _raise_output_error(where, exc: OSError) -> NoReturn:
+    """``exc`` as the one-line :class:`OutputError` it stands for, or ``exc`` itself where it is a bug."""
+    err = output_error(where, exc)
+    if err is None:
+        raise exc
+    raise err from None
+
+
+@contextmanager
+def _written_in_place(fh, where: str):
+    """A file written where it is (no temporary name): flushed at the end, OS errors as one line, always closed."""
+    try:
+        yield fh
+        fh.flush()
+    except OSError as exc:
+        _raise_output_error(where, exc)
+    finally:
+        _close_quietly(fh)
 
 def _close_quietly(fh) -> None:
     try:
