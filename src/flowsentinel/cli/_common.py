@@ -91,3 +91,20 @@ def print_result(result: dict) -> None:
     summary, per_class = model_tables(result, style="text")
     print(summary)
     print(per_class)
+
+
+def add_host_context_arguments(p: argparse.ArgumentParser) -> None:
+    """``--no-host-context`` and ``--context-window``: the scan and flood stage beside the model."""
+    h = p.add_argument_group("host context: scans, sweeps and floods seen across flows (docs/host-context.md)")
+    h.add_argument("--no-host-context", action="store_true",
+                   help="score each flow by the model alone (default: add host context where flows carry "
+                        "addresses and times)")
+    h.add_argument("--context-window", type=float, default=60.0, metavar="S",
+                   help="seconds of flow start time over which hosts' probes are counted (default 60)")
+
+
+def host_context_config(args: argparse.Namespace):
+    """The :class:`~flowsentinel.serving.context.HostContextConfig` the arguments ask for."""
+    from ..serving.context import HostContextConfig
+
+    return HostContextConfig(enabled=not args.no_host_context, window_s=args.context_window)

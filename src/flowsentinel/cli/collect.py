@@ -8,7 +8,7 @@ import signal
 import sys
 
 from ..choices import ENGINES, OUTPUT_FORMATS
-from ._common import add_model_argument, model_dir_of, output
+from ._common import add_host_context_arguments, add_model_argument, host_context_config, model_dir_of, output
 
 NAME = "collect"
 HELP = "receive NetFlow v5/v9 and IPFIX from exporters and score the flows as they arrive"
@@ -41,6 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-seconds", type=float, help="stop after N seconds")
     p.add_argument("--exit-idle", type=float, metavar="S", help="stop after S seconds without a datagram")
     p.add_argument("--summary", help="also write the counters as JSON here")
+    add_host_context_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
 
     with output(args.output, live=True) as out:
         scorer = Scorer(model_dir_of(args), out, fmt=args.format, only_alerts=args.alerts_only, engine=args.engine,
-                        threads=args.threads)
+                        threads=args.threads, host_context=host_context_config(args))
         needed = scorer.required_columns
         print(f"collect: the model needs {len(needed)} flow columns: {', '.join(needed)}", file=sys.stderr)
 

@@ -9,7 +9,14 @@ from pathlib import Path
 
 from ..choices import BACKENDS, ENGINES, OUTPUT_FORMATS, SUPPRESS_KEYS
 from ..errors import UsageError
-from ._common import add_model_argument, load_detector, model_dir_of, output
+from ._common import (
+    add_host_context_arguments,
+    add_model_argument,
+    host_context_config,
+    load_detector,
+    model_dir_of,
+    output,
+)
 
 NAME = "detect"
 HELP = "score flows (a flow file, a capture or an interface) and write verdicts"
@@ -33,6 +40,7 @@ def add_arguments(d: argparse.ArgumentParser) -> None:
     d.add_argument("--max-packets", type=int, help="live: stop after N packets")
     d.add_argument("--max-seconds", type=float, help="live: stop after N seconds")
     d.add_argument("--no-progress", action="store_true")
+    add_host_context_arguments(d)
     a = d.add_argument_group("alert records (see docs/alerts.md)")
     a.add_argument("--sensor", help="sensor name: EVE 'host', ECS 'observer.hostname' (default: this host's name)")
     a.add_argument("--community-id-seed", type=int, default=0, help="Community ID seed (default 0)")
@@ -114,6 +122,7 @@ def _score(args: argparse.Namespace, detector, summary):
     from ..serving.detect import detect_file, detect_frames, model_identity
 
     options = writer_options(args, detector)
+    hosts = host_context_config(args)
     progress = not args.no_progress
     meter_run = None
     with output(args.output, live=bool(args.interface)) as out:
@@ -129,7 +138,7 @@ def _score(args: argparse.Namespace, detector, summary):
             writer = AlertWriter(out, args.format, model_name=name, model_version=version, only_alerts=args.alerts_only,
                                  threshold=detector.threshold_, interface=args.interface, **options)
             detect_frames(detector, meter_run, writer, where=args.input or args.interface, progress=progress,
-                          summary=summary)
+                          summary=summary, host_context=hosts)
             print(f"metering: {meter_run.stats.summary()}", file=sys.stderr)
         elif is_nfdump(args.input):
             from ..collector.nfdump import read_nfdump
@@ -138,10 +147,10 @@ def _score(args: argparse.Namespace, detector, summary):
             writer = AlertWriter(out, args.format, model_name=name, model_version=version, only_alerts=args.alerts_only,
                                  threshold=detector.threshold_, **options)
             detect_frames(detector, read_nfdump(args.input), writer, where=args.input, progress=progress,
-                          summary=summary)
+                          summary=summary, host_context=hosts)
         else:
             detect_file(detector, args.input, out, args.format, only_alerts=args.alerts_only,
-                        progress=progress, summary=summary, **options)
+                        progress=progress, summary=summary, host_context=hosts, **options)
     return meter_run
 
 

@@ -31,10 +31,13 @@ class Scorer:
     """
 
     def __init__(self, model_dir: str, out: IO[str], *, fmt: str = "jsonl", only_alerts: bool = False,
-                 engine: str = "auto", threads: int = 1):
+                 engine: str = "auto", threads: int = 1, host_context=None):
+        """``host_context``: a :class:`~flowsentinel.serving.context.HostContextConfig` (default: its
+        defaults; ``enabled=False`` turns it off); its counts run on from one batch to the next."""
         from ..io.alerts import AlertWriter
         from ..models.engines import InferenceConfig
         from ..persistence import load_model
+        from ..serving.context import HostContext, HostContextConfig
         from ..serving.detect import model_identity
 
         detector = load_model(model_dir, inference=InferenceConfig(engine=engine, intra_op_threads=threads))
@@ -42,6 +45,8 @@ class Scorer:
             raise ConfigError(f"{model_dir}: a windowed model needs each host's flows in order; "
                               "collect scores flows as they arrive: use a per-flow model (model.mode = 'flow')")
         self.detector = detector
+        config = HostContextConfig() if host_context is None else host_context
+        self.hosts = HostContext(config) if config.enabled else None
         name, version = model_identity(self.detector)
         self.out = out
         self.writer = AlertWriter(out, fmt, model_name=name, model_version=version, only_alerts=only_alerts,
@@ -63,6 +68,7 @@ class Scorer:
         """Score and write ``frames``; returns (flows scored, alerts)."""
         from ..serving.detect import detect_frames
 
-        summary = detect_frames(self.detector, frames, self.writer, where="collector", progress=False)
+        summary = detect_frames(self.detector, frames, self.writer, where="collector", progress=False,
+                                host_context=self.hosts)
         self.out.flush()
         return summary.n_flows, summary.n_alerts

@@ -44,12 +44,15 @@ from ..alerting.records import RecordBuilder, RecordConfig
 from ..alerting.suppress import SuppressConfig, Suppressor
 from ..choices import OUTPUT_FORMATS, check_choice
 
-__all__ = ["AlertWriter", "CSV_FIELDS", "Explainer"]
+__all__ = ["AlertWriter", "CONTEXT_COLUMN", "CSV_FIELDS", "Explainer"]
 
 log = logging.getLogger(__name__)
 
 CSV_FIELDS = ["row", "flow_id", "timestamp", "src_ip", "src_port", "dest_ip", "dest_port", "proto",
               "score", "predicted_class", "alert", "true_class", "community_id", "app_proto", "explanation"]
+#: A frame column with, per flow flagged by host context (``flowsentinel.serving.context``), why;
+#: written as ``flowsentinel.host_context`` in EVE and ECS records.
+CONTEXT_COLUMN = "_host_context"
 #: ``explainer(frame, positions)`` -> an :class:`~flowsentinel.explain.Explanations` of those rows.
 Explainer = Callable[[pd.DataFrame, np.ndarray], object]
 # What a CSV cell must be quoted for: the delimiter, the quote, a line break.
@@ -202,11 +205,15 @@ class AlertWriter:
     def _explanations(self, flows: pd.DataFrame, keep: np.ndarray, emitted: np.ndarray) -> np.ndarray | None:
         """JSON fragments (``,"explanation":[...]``) for the emitted alerts among ``keep``; ``None`` elsewhere."""
         explained = self._explain(flows, keep, emitted)
-        if not explained:
+        reasons = flows[CONTEXT_COLUMN].to_numpy(dtype=object)[keep] if CONTEXT_COLUMN in flows.columns else None
+        if not explained and reasons is None:
             return None
         out = np.full(len(keep), None, dtype=object)
         for i, top, base in explained:
             out[i] = f',"explanation":{json.dumps(top, separators=(",", ":"))},"explanation_baseline":{base}'
+        if reasons is not None:
+            for i in np.flatnonzero(emitted & (reasons != "")):
+                out[i] = (out[i] or "") + f',"host_context":{json.dumps(str(reasons[i]))}'
         return out
 
     def _write_csv(self, cols: FlowColumns, flows, scores, classes, alerts, rows, true_classes, clock_ms) -> None:

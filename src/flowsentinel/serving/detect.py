@@ -39,9 +39,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
-from ..io.alerts import AlertWriter
+from ..io.alerts import CONTEXT_COLUMN, AlertWriter
 from ..io.readers import FlowReader, ReadConfig
 from ..schema import ATTACK_COLUMN
+from .context import HostContext, HostContextConfig
 
 __all__ = ["DetectSummary", "StreamConfig", "WindowContext", "detect_frames", "detect_file"]
 
@@ -95,18 +96,23 @@ class DetectSummary:
     n_rejected: int = 0
     rejects_path: str | None = None
     seconds: float = 0.0
+    #: alerts that host context added (flows the model alone let pass)
+    n_host_context: int = 0
 
     def text(self) -> str:
         rate = self.n_flows / self.seconds if self.seconds else 0.0
         classes = ", ".join(f"{k}: {v:,}" for k, v in sorted(self.by_class.items(), key=lambda kv: -kv[1]))
-        out = f"{self.n_flows:,} flows scored, {self.n_alerts:,} alerts ({classes or 'none'}) in {self.seconds:.1f} s ({rate:,.0f} flows/s)"
+        extra = f"; {self.n_host_context:,} from host context" if self.n_host_context else ""
+        out = (f"{self.n_flows:,} flows scored, {self.n_alerts:,} alerts ({classes or 'none'}{extra}) in "
+               f"{self.seconds:.1f} s ({rate:,.0f} flows/s)")
         if self.n_rejected:
             out += f"; {self.n_rejected:,} bad rows set aside in {self.rejects_path}"
         return out
 
     def as_dict(self) -> dict[str, Any]:
         return {"n_flows": self.n_flows, "n_alerts": self.n_alerts, "alerts_by_class": self.by_class,
-                "n_rejected": self.n_rejected, "rejects_path": self.rejects_path, "seconds": self.seconds}
+                "n_rejected": self.n_rejected, "rejects_path": self.rejects_path, "seconds": self.seconds,
+                "n_host_context": self.n_host_context}
 
 
 def model_identity(detector) -> tuple[str, str]:
@@ -368,18 +374,26 @@ def _progress_bar(progress: bool, total: int | None):
 
 def detect_frames(detector, frames: Iterable[pd.DataFrame], writer: AlertWriter, *, where: str = "flows",
                   progress: bool = True, total: int | None = None, stream: StreamConfig = StreamConfig(),
-                  summary: DetectSummary | None = None) -> DetectSummary:
+                  summary: DetectSummary | None = None,
+                  host_context: HostContext | HostContextConfig | None = HostContextConfig()) -> DetectSummary:
     """Score each frame and write its verdicts; frames may carry a ``_line`` column.
 
     Frames are taken from ``frames`` in the calling thread, scored and
     written on two worker threads (see the module's description); a windowed
     model's windows run on across frames (:class:`WindowContext`).
     ``summary``, when given, is filled in as frames are written, so that a
-    caller interrupted part-way can say what was done.
+    caller interrupted part-way can say what was done. ``host_context``
+    (:mod:`flowsentinel.serving.context`) adds the alerts of scans and floods
+    seen across flows, where the flows carry addresses and times; a
+    :class:`HostContext` given here keeps its counts from an earlier call
+    (the collector's batches), ``None`` turns it off.
     """
     summary = DetectSummary() if summary is None else summary
     counts: Counter[str] = Counter()
     context = WindowContext(detector, stream) if is_windowed(detector) else None
+    hosts = HostContext(host_context) if isinstance(host_context, HostContextConfig) else host_context
+    if hosts is not None and not hosts.config.enabled:
+        hosts = None
     offset = 0
     t0 = time.perf_counter()
 
@@ -393,6 +407,12 @@ def detect_frames(detector, frames: Iterable[pd.DataFrame], writer: AlertWriter,
         scores = detector.scores_from_proba(proba)
         classes = detector.labels_from_proba(proba)
         alerts = scores >= detector.threshold_
+        if hosts is not None:
+            n_before = hosts.n_added
+            classes, alerts, reasons = hosts.apply(frame, classes, alerts)
+            summary.n_host_context += hosts.n_added - n_before
+            if reasons is not None:
+                frame = frame.assign(**{CONTEXT_COLUMN: reasons})
         rows = frame[LINE].to_numpy() if LINE in frame.columns else np.arange(offset, offset + len(frame)) + 1
         offset += len(frame)
         truth = frame[ATTACK_COLUMN].to_numpy() if ATTACK_COLUMN in frame.columns else None
@@ -439,7 +459,7 @@ def detect_frames(detector, frames: Iterable[pd.DataFrame], writer: AlertWriter,
 def detect_file(detector, path: str | Path, out: IO[str], fmt: str = "jsonl", *, only_alerts: bool = False,
                 chunk_rows: int | None = None, progress: bool = True, rejects_dir: Path | None = None,
                 stream: StreamConfig = StreamConfig(), summary: DetectSummary | None = None,
-                **writer_options) -> DetectSummary:
+                host_context: HostContextConfig | None = HostContextConfig(), **writer_options) -> DetectSummary:
     """Score every valid flow of a flow file; bad rows go to a rejects file.
 
     The file is streamed (:class:`StreamConfig`; ``chunk_rows`` overrides
@@ -457,7 +477,8 @@ def detect_file(detector, path: str | Path, out: IO[str], fmt: str = "jsonl", *,
                          threshold=detector.threshold_, **writer_options)
     summary = DetectSummary() if summary is None else summary
     try:
-        detect_frames(detector, reader, writer, where=str(path), progress=progress, stream=stream, summary=summary)
+        detect_frames(detector, reader, writer, where=str(path), progress=progress, stream=stream, summary=summary,
+                      host_context=host_context)
     finally:
         summary.n_rejected = reader.report.n_rejected
         summary.rejects_path = reader.report.rejects_path

@@ -1,0 +1,275 @@
+"""Host context: scans, sweeps and floods seen across flows, beside the per-flow model.
+
+A port scan's probe, a ping sweep's echo request or one spoofed SYN of a
+flood is, on its own, a short unanswered flow like thousands of benign ones
+(an IoT device's lost keep-alive, a refused connection); the per-flow model
+cannot tell them apart and is not asked to. What gives them away is how many
+there are around one host. :class:`HostContext` counts, per window of
+``window_s`` seconds of flow start time, the *probes* (flows with at most
+three packets from the client and no answer, or a reset and at most two
+packets back) of each host, and flags the probes of a host that crosses one
+of these thresholds:
+
+* **vertical scan** (class ``Reconnaissance``): one source probing at least
+  ``vertical`` services (ports, or ICMP) of one destination;
+* **horizontal scan or sweep** (``Reconnaissance``): one source probing one
+  service on at least ``horizontal_tcp`` / ``horizontal_udp`` /
+  ``horizontal_icmp`` destinations;
+* **fan-in** (``DDoS``): one destination probed by at least ``fan_in``
+  sources (a spoofed flood, reflected answers nobody asked for);
+* **repeat** (``DoS``): at least ``repeat`` probes from one source to one
+  service of one destination (a single-source flood, each probe from a new
+  source port).
+
+Multicast and broadcast destinations (device discovery) are not counted.
+
+The thresholds are the largest count any benign window reaches on the
+training and validation captures of the shipped model's split, doubled, and
+never below ``floor`` (``scripts/calibrate_context.py`` measures them and
+prints these values; ``docs/model-card.md`` gives its output). A flow is
+flagged once its window has crossed: within one chunk every probe of the
+crossing host is flagged, earlier chunks' verdicts are not revised, so a
+stream flags a scan from the chunk in which it crosses. The state (the
+probes of the current and the previous window) is bounded by
+``max_probes``; past it the oldest are forgotten.
+
+The stage needs the address columns and the flows' start times
+(``FLOW_START_MILLISECONDS``: the meter's and the collector's flows have
+them); a flow file without them (e.g. the NF v2 files, whose rows carry no
+time, and the NF-CSE-CIC-IDS2018 files, which carry no addresses) is scored
+by the model alone.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from dataclasses import dataclass, fields
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ConfigError
+
+__all__ = ["HostContext", "HostContextConfig", "context_columns", "peak_counts", "probe_mask"]
+
+log = logging.getLogger(__name__)
+
+SRC, DST = "IPV4_SRC_ADDR", "IPV4_DST_ADDR"
+TIME = "FLOW_START_MILLISECONDS"
+#: Columns the stage reads; a frame without the addresses or the packet counts gets no context.
+REQUIRED = (SRC, DST, TIME, "PROTOCOL", "L4_DST_PORT", "IN_PKTS", "OUT_PKTS")
+SCAN_CLASS, FLOOD_CLASS, REPEAT_CLASS = "Reconnaissance", "DDoS", "DoS"
+
+
+@dataclass(frozen=True)
+class HostContextConfig:
+    """Thresholds of :class:`HostContext` (see the module's description for their meaning)."""
+
+    enabled: bool = True
+    window_s: float = 60.0
+    vertical: int = 12
+    horizontal_tcp: int = 42
+    horizontal_udp: int = 72
+    horizontal_icmp: int = 8
+    fan_in: int = 8
+    repeat: int = 20
+    max_probes: int = 1_000_000
+
+    def __post_init__(self):
+        if not self.window_s > 0:
+            raise ConfigError(f"context.window_s must be > 0, not {self.window_s!r}")
+        for f in fields(self):
+            if f.name not in ("enabled", "window_s"):
+                value = getattr(self, f.name)
+                if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+                    raise ConfigError(f"context.{f.name} must be a whole number >= 2, not {value!r}")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> "HostContextConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown context setting(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        return cls(**dict(values))
+
+
+def context_columns(columns) -> bool:
+    """Whether flows with these columns can be given host context."""
+    have = set(columns)
+    return all(c in have for c in REQUIRED)
+
+
+def _numbers(frame: pd.DataFrame, column: str) -> np.ndarray:
+    return pd.to_numeric(frame[column], errors="coerce").fillna(0).to_numpy(np.int64)
+
+
+def probe_mask(frame: pd.DataFrame) -> np.ndarray:
+    """Flows that are probes: at most three packets from the client, and no answer, or a reset and at
+    most two packets back."""
+    in_pkts, out_pkts = _numbers(frame, "IN_PKTS"), _numbers(frame, "OUT_PKTS")
+    tcp = _numbers(frame, "PROTOCOL") == 6
+    flags = np.zeros(len(frame), np.int64)
+    for column in ("TCP_FLAGS", "CLIENT_TCP_FLAGS", "SERVER_TCP_FLAGS"):
+        if column in frame.columns:
+            flags |= _numbers(frame, column)
+    reset = tcp & ((flags & 4) > 0) & (out_pkts <= 2)
+    return (in_pkts <= 3) & ((out_pkts == 0) | reset)
+
+
+def _addresses(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """The column as text, ``""`` where missing."""
+    values = frame[column]
+    return values.where(values.notna(), "").astype(str).str.strip().to_numpy(dtype=object)
+
+
+_GROUP_ADDRESS: dict[str, bool] = {}
+
+
+def _is_group_address(text: str) -> bool:
+    known = _GROUP_ADDRESS.get(text)
+    if known is None:
+        try:
+            address = ipaddress.ip_address(text)
+            known = bool(address.is_multicast or (address.version == 4 and text.endswith(".255")))
+        except ValueError:
+            known = False
+        if len(_GROUP_ADDRESS) < 100_000:
+            _GROUP_ADDRESS[text] = known
+    return known
+
+
+def _counts(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For each probe: the services its source probes on its destination, the destinations its source
+    probes on its service, the sources probing its destination, and the probes of its source to its
+    service of its destination, all within its window."""
+    vertical = rows.groupby(["w", "src", "dst"])["svc"].transform("nunique").to_numpy()
+    horizontal = rows.groupby(["w", "proto", "src", "svc"])["dst"].transform("nunique").to_numpy()
+    fan_in = rows.groupby(["w", "dst"])["src"].transform("nunique").to_numpy()
+    repeat = rows.groupby(["w", "src", "dst", "svc"])["svc"].transform("size").to_numpy()
+    return vertical, horizontal, fan_in, repeat
+
+
+def peak_counts(frame: pd.DataFrame, config: HostContextConfig = HostContextConfig()) -> dict[str, int]:
+    """The largest count of each threshold's kind that any window of ``frame`` reaches (0 where none);
+    what :class:`HostContextConfig`'s thresholds are calibrated on."""
+    peaks = {"vertical": 0, "horizontal_tcp": 0, "horizontal_udp": 0, "horizontal_icmp": 0, "fan_in": 0,
+             "repeat": 0}
+    if not len(frame) or not context_columns(frame.columns):
+        return peaks
+    _, rows = HostContext(config)._probes(frame)
+    if not len(rows):
+        return peaks
+    vertical, horizontal, fan_in, repeat = _counts(rows)
+    peaks["vertical"], peaks["fan_in"], peaks["repeat"] = int(vertical.max()), int(fan_in.max()), int(repeat.max())
+    for proto in ("tcp", "udp", "icmp"):
+        mine = rows["proto"].to_numpy() == proto
+        peaks[f"horizontal_{proto}"] = int(horizontal[mine].max()) if mine.any() else 0
+    return peaks
+
+
+class HostContext:
+    """Per-host counts over windows of flow start time, carried from one chunk to the next.
+
+    :meth:`mark` takes a chunk of flows and returns, for each, whether host
+    context flags it and with which class (``""`` when not).
+    """
+
+    _STATE = ("w", "src", "dst", "svc", "proto")
+
+    def __init__(self, config: HostContextConfig = HostContextConfig()):
+        self.config = config
+        self._state = pd.DataFrame({c: pd.Series(dtype=object) for c in self._STATE})
+        self.n_flagged = 0  # flows host context flagged
+        self.n_added = 0  # of those, flows the model had let pass
+        self._warned = False
+
+    def _probes(self, frame: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+        probe = probe_mask(frame)
+        dst, src = _addresses(frame, DST), _addresses(frame, SRC)
+        codes, uniques = pd.factorize(dst)
+        group = np.fromiter((_is_group_address(u) for u in uniques), bool, len(uniques))[codes]
+        timed = pd.to_numeric(frame[TIME], errors="coerce").notna().to_numpy()
+        idx = np.flatnonzero(probe & ~group & timed & (dst != "") & (src != ""))
+        proto = _numbers(frame, "PROTOCOL")[idx]
+        port = _numbers(frame, "L4_DST_PORT")[idx]
+        icmp = np.isin(proto, (1, 58))
+        w = _numbers(frame, TIME)[idx] // int(self.config.window_s * 1000)
+        rows = pd.DataFrame({"w": w, "src": src[idx], "dst": dst[idx],
+                             # one service per ICMP protocol: a sweep's echo requests and its other types alike
+                             "svc": np.where(icmp, -proto, port),
+                             "proto": np.select([icmp, proto == 6], ["icmp", "tcp"], "udp")})
+        return idx, rows
+
+    def mark(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """``(flagged, classes)`` for the flows of ``frame``; the counts carry on to the next call."""
+        flagged, classes, _ = self.verdicts(frame)
+        return flagged, classes
+
+    def verdicts(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(flagged, classes, reasons)``: :meth:`mark`'s verdicts and, for each flagged flow, the count that
+        crossed its threshold, in words (``""`` elsewhere)."""
+        n = len(frame)
+        flagged, classes = np.zeros(n, bool), np.full(n, "", dtype=object)
+        reasons = np.full(n, "", dtype=object)
+        if not self.config.enabled or n == 0:
+            return flagged, classes, reasons
+        if not context_columns(frame.columns):
+            if not self._warned:
+                missing = [c for c in REQUIRED if c not in frame.columns]
+                log.info("host context: the flows have no %s; scored by the model alone", ", ".join(missing))
+                self._warned = True
+            return flagged, classes, reasons
+        idx, rows = self._probes(frame)
+        if not len(idx):
+            return flagged, classes, reasons
+        n_old = len(self._state)
+        both = pd.concat([self._state, rows], ignore_index=True) if n_old else rows
+        cfg = self.config
+        vertical, horizontal, fan_in, repeat = _counts(both)
+        limit = both["proto"].map({"tcp": cfg.horizontal_tcp, "udp": cfg.horizontal_udp,
+                                   "icmp": cfg.horizontal_icmp}).to_numpy()
+        scan = ((vertical >= cfg.vertical) | (horizontal >= limit))[n_old:]
+        flood = (fan_in >= cfg.fan_in)[n_old:]
+        repeated = (repeat >= cfg.repeat)[n_old:]
+        hit = scan | flood | repeated
+        flagged[idx[hit]] = True
+        classes[idx[repeated]] = REPEAT_CLASS
+        classes[idx[flood]] = FLOOD_CLASS
+        classes[idx[scan]] = SCAN_CLASS
+        window = f"{cfg.window_s:g} s"
+        v, h, f, r = (a[n_old:] for a in (vertical, horizontal, fan_in, repeat))
+        for i in np.flatnonzero(hit):
+            if v[i] >= cfg.vertical:
+                text = f"vertical scan: {v[i]} services of one destination probed by one source in {window}"
+            elif scan[i]:
+                text = f"horizontal scan: one service probed on {h[i]} destinations by one source in {window}"
+            elif flood[i]:
+                text = f"fan-in: one destination probed by {f[i]} sources in {window}"
+            else:
+                text = f"repeat: {r[i]} probes from one source to one service of one destination in {window}"
+            reasons[idx[i]] = text
+        self.n_flagged += int(hit.sum())
+        # Keep the probes of the latest two windows, at most max_probes of them (the newest).
+        latest = both["w"].max()
+        keep = both[both["w"] >= latest - 1]
+        if len(keep) > cfg.max_probes:
+            keep = keep.iloc[-cfg.max_probes:]
+        self._state = keep.reset_index(drop=True)
+        return flagged, classes, reasons
+
+    def apply(self, frame: pd.DataFrame, classes: np.ndarray,
+              alerts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """The model's ``(classes, alerts)`` with host context's verdicts added, and the reasons (``None``
+        when host context flags nothing in ``frame``): a flow the model let pass and host context flags
+        becomes an alert of host context's class; a flow both flag keeps the model's class."""
+        flagged, context_classes, reasons = self.verdicts(frame)
+        if not flagged.any():
+            return classes, alerts, None
+        alerts = np.asarray(alerts, bool)
+        new = flagged & ~alerts
+        self.n_added += int(new.sum())
+        classes = np.asarray(classes, dtype=object).copy()
+        classes[new] = context_classes[new]
+        return classes, alerts | flagged, reasons
