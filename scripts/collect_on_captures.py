@@ -38,7 +38,16 @@ def replay(capture: Path, model_dir: str | None, version: int, work: Path) -> di
     if model_dir:
         cmd += ["--model-dir", model_dir]
     collector = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
-    time.sleep(4.0)  # the collector loads its model before it binds
+    # The collector loads its model before it binds: export only once it says it listens.
+    lines: list[str] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = collector.stderr.readline()
+        if not line:
+            break
+        lines.append(line)
+        if "listening on" in line:
+            break
     exporter = subprocess.run(["softflowd", "-r", str(capture), "-n", f"127.0.0.1:{port}", "-v", str(version)],
                               capture_output=True, text=True, timeout=60)
     try:
@@ -46,6 +55,7 @@ def replay(capture: Path, model_dir: str | None, version: int, work: Path) -> di
     except subprocess.TimeoutExpired:
         collector.kill()
         _, err = collector.communicate()
+    err = "".join(lines) + err
     if collector.returncode != 0:
         raise SystemExit(f"collect failed on {capture} (exit {collector.returncode}): {err.strip()}")
     if exporter.returncode != 0:

@@ -130,6 +130,9 @@ def test_replayed_captures_come_out_as_verdicts_and_alerts(pcaps, exporter_model
         assert v["event_type"] in ("alert", "flow") and ("alert" in v) == (v["event_type"] == "alert")
     share = {n: sum(v["event_type"] == "alert" for v in vs) / len(vs) for n, vs in per_capture.items()}
     assert min(share[ATTACKS[0]], share[ATTACKS[1]]) > share[BENIGN]
+    # Host context runs in collect as in detect: the scan's 29 probes of one host are all flagged.
+    assert share[ATTACKS[0]] == 1.0
+    assert any(v["flowsentinel"].get("host_context", "").startswith("vertical scan") for v in per_capture[ATTACKS[0]])
     summary = stderr[-1]
     assert summary.startswith("collect: packets ") and f"scored {len(verdicts):,}" in summary
     assert "malformed 0" in summary and "kernel drops 0" in summary
