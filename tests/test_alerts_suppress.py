@@ -11,7 +11,7 @@ import pytest
 
 from flowsentinel.alerting.suppress import SuppressConfig, Suppressor
 from flowsentinel.errors import ConfigError
-from flowsentinel.io.alerts import AlertWriter
+from flowsentinel.io.alerts import FOLD_BY_DESTINATION, AlertWriter
 from tests.test_alerts import check_filebeat
 
 T0 = 1.7e12  # flow times are epoch milliseconds; 0 means "no time"
@@ -83,6 +83,22 @@ def test_distinct_values_are_bounded():
     s.finish()
     (agg,) = s.take_closed()
     assert agg.count == n - 1 and agg.truncated and len(agg.destinations) == 3
+
+
+def test_alerts_marked_by_destination_fold_by_victim_and_count_their_sources():
+    n = 6
+    frame = frame_of(np.arange(n) * 100.0, [f"198.51.100.{i}" for i in range(n)], "10.0.0.9", 80)
+    frame[FOLD_BY_DESTINATION] = [True] * 5 + [False]
+    recs, w = run([frame], [["DDoS"] * n], SuppressConfig(window_s=10, max_distinct=3), only_alerts=True)
+    firsts = [r for r in recs if "aggregate" not in r["flowsentinel"]]
+    (follow,) = [r for r in recs if "aggregate" in r["flowsentinel"]]
+    # One window for the victim (its first alert out, four folded) and one for the unmarked alert's source.
+    assert [r["src_ip"] for r in firsts] == ["198.51.100.0", "198.51.100.5"]
+    agg = follow["flowsentinel"]["aggregate"]
+    assert (agg["by"], agg["count"], agg["destinations"]) == ("destination", 4, ["10.0.0.9"])
+    assert agg["n_sources"] == 3 and agg["truncated"]  # four sources, listed up to max_distinct
+    assert follow["dest_ip"] == "10.0.0.9" and "src_ip" not in follow
+    assert not check_filebeat(follow)
 
 
 @pytest.mark.parametrize("bad", [{"window_s": 0}, {"key": "port"}, {"max_distinct": 0}])

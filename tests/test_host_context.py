@@ -19,6 +19,7 @@ import pytest
 
 from flowsentinel.cli import main
 from flowsentinel.errors import ConfigError
+from flowsentinel.io.alerts import CONTEXT_COLUMN, FOLD_BY_DESTINATION
 from flowsentinel.serving.context import (
     FLOOD_CLASS,
     REPEAT_CLASS,
@@ -127,11 +128,12 @@ def test_apply_keeps_the_models_alerts_and_class_and_says_why():
     model_alerts[0] = True
     model_classes = np.array(["DoS"] + ["Benign"] * 29, dtype=object)
     context = HostContext()
-    classes, alerts, reasons = context.apply(frame, model_classes, model_alerts)
+    classes, alerts, notes = context.apply(frame, model_classes, model_alerts)
     assert alerts.all()
     assert classes[0] == "DoS" and set(classes[1:]) == {SCAN_CLASS}
     assert context.n_added == 29
-    assert reasons[1].startswith("vertical scan: 30 services")
+    assert notes[CONTEXT_COLUMN][1].startswith("vertical scan: 30 services")
+    assert not notes[FOLD_BY_DESTINATION].any()  # a scan folds by its source
 
 
 def test_peak_counts_are_what_the_thresholds_compare_with():
@@ -197,3 +199,31 @@ def test_the_default_thresholds_are_the_calibrated_ones(pcaps, monkeypatch, caps
     printed = capsys.readouterr().out
     assert done.value.code == 0, printed
     assert "The defaults equal these thresholds." in printed
+
+
+def test_a_spoofed_flood_is_one_alert_and_one_follow_up_folded_by_its_victim(tmp_path):
+    """Suppression folds a fan-in flood by destination: not one window per spoofed source."""
+    pytest.importorskip("nfstream")
+    scapy = pytest.importorskip("scapy.all")
+    packets = []
+    for i in range(60):
+        p = (scapy.Ether() / scapy.IP(src=f"198.51.{i // 200}.{i % 200 + 1}", dst="10.0.0.9") /
+             scapy.TCP(sport=1024 + i, dport=80, flags="S"))
+        p.time = 1_700_000_000 + i * 0.001
+        packets.append(p)
+    capture = tmp_path / "flood.pcap"
+    scapy.wrpcap(str(capture), packets)
+    out = tmp_path / "eve.json"
+    assert main(["-q", "detect", str(capture), "-o", str(out), "--alerts-only", "--no-progress"]) == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    firsts = [r for r in records if "aggregate" not in r["flowsentinel"]]
+    follow = [r for r in records if "aggregate" in r["flowsentinel"]]
+    # Every probe is an alert: one goes out, the rest fold into one follow-up per class and victim.
+    assert sum(r["flowsentinel"]["aggregate"]["count"] for r in follow) + len(firsts) == 60
+    assert len(records) <= 4
+    flood = [r for r in follow if r["flowsentinel"]["class"] == FLOOD_CLASS]
+    assert flood, records
+    agg = flood[0]["flowsentinel"]["aggregate"]
+    assert agg["by"] == "destination" and agg["destinations"] == ["10.0.0.9"]
+    assert agg["n_sources"] == agg["count"] and "src_ip" not in flood[0]
+    assert flood[0]["dest_ip"] == "10.0.0.9"

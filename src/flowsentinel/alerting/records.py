@@ -367,6 +367,12 @@ class RecordBuilder:
             "dest_ports": ports,
             "truncated": agg.truncated,
         }
+        if agg.by_destination:
+            # Folded by victim: the sources are what varies.
+            dests = [str(agg.destination)] if agg.destination is not None else []
+            sources = sorted(str(x) for x in agg.sources if x is not None)
+            summary.update({"by": "destination", "n_destinations": len(dests), "destinations": dests,
+                            "n_sources": len(sources), "sources": sources})
         fs = {"class": agg.cls, "score": round(agg.max_score, 6), "alert": True, "aggregate": summary,
               "threshold": self.config.threshold, "model": self.config.model_name,
               "model_version": self.config.model_version}

@@ -13,6 +13,11 @@ a new window.
 A thousand-port scan is then two records: the first probe's alert, and one
 follow-up saying 999 more probes to 999 ports were folded in.
 
+A flood from many sources to one victim (host context's fan-in alerts) would
+be one window per source; alerts marked ``by_destination`` fold by their
+destination instead, so a reflection flood from 4,000 reflectors is the
+first reply's alert and one follow-up counting the other sources.
+
 >>> s = Suppressor(SuppressConfig(window_s=60))
 >>> t = np.array([0.0, 1000.0, 2000.0, 90_000.0])
 >>> s.admit(t, np.array(["a"] * 4, dtype=object), np.array(["Scan"] * 4, dtype=object),
@@ -79,6 +84,10 @@ class Aggregate:
     destinations: set = field(default_factory=set)
     dest_ports: set = field(default_factory=set)
     truncated: bool = False
+    #: folded by destination (``destination``), counting distinct ``sources``, instead of by source
+    by_destination: bool = False
+    destination: object = None
+    sources: set = field(default_factory=set)
 
     @property
     def window_end_ms(self) -> float:
@@ -100,8 +109,9 @@ class Suppressor:
 
     def admit(self, times_ms: np.ndarray, sources: np.ndarray, classes: np.ndarray, dests: np.ndarray | None,
               dports: np.ndarray | None, scores: np.ndarray | None = None,
-              flow_ids: np.ndarray | None = None) -> np.ndarray:
-        """For each alert, ``True`` if it goes out now, ``False`` if it is folded into its window."""
+              flow_ids: np.ndarray | None = None, by_destination: np.ndarray | None = None) -> np.ndarray:
+        """For each alert, ``True`` if it goes out now, ``False`` if it is folded into its window;
+        alerts where ``by_destination`` holds fold by destination and class."""
         n = len(times_ms)
         send = np.ones(n, dtype=bool)
         window_ms = self.config.window_s * 1000.0
@@ -110,17 +120,26 @@ class Suppressor:
         ports_l = np.nan_to_num(np.asarray(dports, dtype="float64")).astype(np.int64).tolist() if dports is not None else [None] * n
         scores_l = np.asarray(scores, dtype="float64").tolist() if scores is not None else [0.0] * n
         ids_l = flow_ids.tolist() if flow_ids is not None else [None] * n
+        victim_l = np.asarray(by_destination, bool).tolist() if by_destination is not None and dests is not None \
+            else [False] * n
         for i, (t, src, cls) in enumerate(zip(times_ms.tolist(), sources.tolist(), classes.tolist())):
             if t > self.clock_ms:
                 self.clock_ms = t
-            key = self._key(src, cls)
+            victim = victim_l[i]
+            key = ("to", dests_l[i], cls) if victim else self._key(src, cls)
             agg = self.open.get(key)
             if agg is not None and t >= agg.window_start_ms + window_ms:
                 self._close(key)
                 agg = None
             if agg is None:
-                self.open[key] = Aggregate(src, str(cls), t, self.config.window_s, ids_l[i])
+                self.open[key] = Aggregate(None if victim else src, str(cls), t, self.config.window_s, ids_l[i],
+                                           by_destination=victim, destination=dests_l[i] if victim else None)
                 continue
+            if victim:
+                if len(agg.sources) < cap:
+                    agg.sources.add(src)
+                elif src not in agg.sources:
+                    agg.truncated = True
             send[i] = False
             agg.count += 1
             agg.first_ms = min(agg.first_ms, t)

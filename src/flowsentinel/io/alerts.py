@@ -44,7 +44,7 @@ from ..alerting.records import RecordBuilder, RecordConfig
 from ..alerting.suppress import SuppressConfig, Suppressor
 from ..choices import OUTPUT_FORMATS, check_choice
 
-__all__ = ["AlertWriter", "CONTEXT_COLUMN", "CSV_FIELDS", "Explainer"]
+__all__ = ["AlertWriter", "CONTEXT_COLUMN", "CSV_FIELDS", "Explainer", "FOLD_BY_DESTINATION"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,8 @@ CSV_FIELDS = ["row", "flow_id", "timestamp", "src_ip", "src_port", "dest_ip", "d
 #: A frame column with, per flow flagged by host context (``flowsentinel.serving.context``), why;
 #: written as ``flowsentinel.host_context`` in EVE and ECS records.
 CONTEXT_COLUMN = "_host_context"
+#: A boolean frame column: alerts to fold by destination when suppressing (a flood from many sources).
+FOLD_BY_DESTINATION = "_fold_by_destination"
 #: ``explainer(frame, positions)`` -> an :class:`~flowsentinel.explain.Explanations` of those rows.
 Explainer = Callable[[pd.DataFrame, np.ndarray], object]
 # What a CSV cell must be quoted for: the delimiter, the quote, a line break.
@@ -150,9 +152,11 @@ class AlertWriter:
                 sub = cols.take(alert_idx)
                 when, _ = sub.event_ms(clock_ms)
                 sources = sub.src if sub.src is not None else np.full(len(alert_idx), None, dtype=object)
+                victims = flows[FOLD_BY_DESTINATION].to_numpy(bool)[alert_idx] \
+                    if FOLD_BY_DESTINATION in flows.columns else None
                 send = self.suppressor.admit(when, sources, np.asarray(classes, dtype=object)[alert_idx], sub.dst,
                                              sub.dport, np.asarray(scores)[alert_idx],
-                                             flow_ids(sub, np.asarray(rows)[alert_idx]))
+                                             flow_ids(sub, np.asarray(rows)[alert_idx]), victims)
                 suppressed[alert_idx[~send]] = True
         emitted = alerts & ~suppressed
         keep = np.flatnonzero(emitted) if self.only_alerts else np.arange(n)

@@ -204,26 +204,27 @@ class HostContext:
 
     def mark(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """``(flagged, classes)`` for the flows of ``frame``; the counts carry on to the next call."""
-        flagged, classes, _ = self.verdicts(frame)
+        flagged, classes, _, _ = self.verdicts(frame)
         return flagged, classes
 
-    def verdicts(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(flagged, classes, reasons)``: :meth:`mark`'s verdicts and, for each flagged flow, the count that
-        crossed its threshold, in words (``""`` elsewhere)."""
+    def verdicts(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(flagged, classes, reasons, fan_in)``: :meth:`mark`'s verdicts; for each flagged flow, the count
+        that crossed its threshold, in words (``""`` elsewhere); and which flows crossed by fan-in (a victim's
+        many sources: alerts to fold by destination)."""
         n = len(frame)
         flagged, classes = np.zeros(n, bool), np.full(n, "", dtype=object)
-        reasons = np.full(n, "", dtype=object)
+        reasons, victim = np.full(n, "", dtype=object), np.zeros(n, bool)
         if not self.config.enabled or n == 0:
-            return flagged, classes, reasons
+            return flagged, classes, reasons, victim
         if not context_columns(frame.columns):
             if not self._warned:
                 missing = [c for c in REQUIRED if c not in frame.columns]
                 log.info("host context: the flows have no %s; scored by the model alone", ", ".join(missing))
                 self._warned = True
-            return flagged, classes, reasons
+            return flagged, classes, reasons, victim
         idx, rows = self._probes(frame)
         if not len(idx):
-            return flagged, classes, reasons
+            return flagged, classes, reasons, victim
         n_old = len(self._state)
         both = pd.concat([self._state, rows], ignore_index=True) if n_old else rows
         cfg = self.config
@@ -238,6 +239,7 @@ class HostContext:
         classes[idx[repeated]] = REPEAT_CLASS
         classes[idx[flood]] = FLOOD_CLASS
         classes[idx[scan]] = SCAN_CLASS
+        victim[idx[flood & ~scan]] = True
         window = f"{cfg.window_s:g} s"
         v, h, f, r = (a[n_old:] for a in (vertical, horizontal, fan_in, repeat))
         for i in np.flatnonzero(hit):
@@ -257,14 +259,17 @@ class HostContext:
         if len(keep) > cfg.max_probes:
             keep = keep.iloc[-cfg.max_probes:]
         self._state = keep.reset_index(drop=True)
-        return flagged, classes, reasons
+        return flagged, classes, reasons, victim
 
     def apply(self, frame: pd.DataFrame, classes: np.ndarray,
-              alerts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """The model's ``(classes, alerts)`` with host context's verdicts added, and the reasons (``None``
-        when host context flags nothing in ``frame``): a flow the model let pass and host context flags
-        becomes an alert of host context's class; a flow both flag keeps the model's class."""
-        flagged, context_classes, reasons = self.verdicts(frame)
+              alerts: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray] | None]:
+        """The model's ``(classes, alerts)`` with host context's verdicts added, and the columns that carry
+        them to the alert writer (``None`` when host context flags nothing in ``frame``): a flow the model
+        let pass and host context flags becomes an alert of host context's class; a flow both flag keeps
+        the model's class."""
+        from ..io.alerts import CONTEXT_COLUMN, FOLD_BY_DESTINATION
+
+        flagged, context_classes, reasons, victim = self.verdicts(frame)
         if not flagged.any():
             return classes, alerts, None
         alerts = np.asarray(alerts, bool)
@@ -272,4 +277,6 @@ class HostContext:
         self.n_added += int(new.sum())
         classes = np.asarray(classes, dtype=object).copy()
         classes[new] = context_classes[new]
-        return classes, alerts | flagged, reasons
+        # A victim's alerts (the model's too) fold by destination: one window per victim, not per source.
+        notes = {CONTEXT_COLUMN: reasons, FOLD_BY_DESTINATION: victim}
+        return classes, alerts | flagged, notes

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
-from ..io.alerts import CONTEXT_COLUMN, AlertWriter
+from ..io.alerts import AlertWriter
 from ..io.readers import FlowReader, ReadConfig
 from ..schema import ATTACK_COLUMN
 from .context import HostContext, HostContextConfig
@@ -409,10 +409,10 @@ def detect_frames(detector, frames: Iterable[pd.DataFrame], writer: AlertWriter,
         alerts = scores >= detector.threshold_
         if hosts is not None:
             n_before = hosts.n_added
-            classes, alerts, reasons = hosts.apply(frame, classes, alerts)
+            classes, alerts, notes = hosts.apply(frame, classes, alerts)
             summary.n_host_context += hosts.n_added - n_before
-            if reasons is not None:
-                frame = frame.assign(**{CONTEXT_COLUMN: reasons})
+            if notes is not None:
+                frame = frame.assign(**notes)
         rows = frame[LINE].to_numpy() if LINE in frame.columns else np.arange(offset, offset + len(frame)) + 1
         offset += len(frame)
         truth = frame[ATTACK_COLUMN].to_numpy() if ATTACK_COLUMN in frame.columns else None
