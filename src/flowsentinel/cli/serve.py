@@ -7,7 +7,7 @@ import re
 
 from ..choices import ENGINES
 from ..errors import UsageError
-from ._common import add_model_argument, model_dir_of
+from ._common import add_host_context_arguments, add_model_argument, host_context_config, model_dir_of
 
 NAME = "serve"
 HELP = "run the scoring service: an HTTP API, and optionally the live meter, into one alert file"
@@ -57,6 +57,7 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
                    help=f"most flows scored in one network call (default {d.batch_flows})")
     s.add_argument("--drain-timeout", type=float, default=d.drain_timeout,
                    help=f"SIGTERM: seconds to finish what is in progress (default {d.drain_timeout:g})")
+    add_host_context_arguments(s)
     g = s.add_argument_group("limits (each refusal is counted in /metrics and logged)")
     g.add_argument("--max-body", type=size_bytes, default=lim.max_body_bytes, help="largest request body (413 above; default 16M)")
     g.add_argument("--max-flows", type=int, default=lim.max_flows, help=f"flows per request (413 above; default {lim.max_flows})")
@@ -89,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         model_root=args.model_root, alerts_path=args.alerts, rotate_bytes=args.rotate_size, rotate_keep=args.rotate_keep,
         interface=args.interface, collect=args.collect, engine=args.engine, threads=args.threads, workers=args.workers,
         batch_flows=args.batch_flows, drain_timeout=args.drain_timeout, limits=limits,
+        host_context=host_context_config(args),
     )
     return Daemon(config, chunk_flows=args.chunk_flows, idle_timeout=args.flow_idle_timeout,
                   active_timeout=args.flow_active_timeout).run()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..errors import ConfigError
 
@@ -112,6 +113,11 @@ class ServiceConfig:
         drain_timeout: seconds SIGTERM waits for requests in progress and
             queued frames before the process exits.
         limits: the refusal thresholds (:class:`Limits`).
+        host_context: host context for the ``interface`` and ``collect``
+            flows, as ``detect`` and ``collect`` run it
+            (:class:`~flowsentinel.serving.context.HostContextConfig`;
+            ``None``: its defaults). The HTTP API scores each request's
+            flows by the model alone.
     """
 
     model_dir: str | Path
@@ -133,6 +139,7 @@ class ServiceConfig:
     batch_flows: int = 4096
     drain_timeout: float = 30.0
     limits: Limits = field(default_factory=Limits)
+    host_context: Any = None
 
     def __post_init__(self):
         if not 0 <= int(self.port) <= 65535:

@@ -207,17 +207,27 @@ class Daemon:
         run = meter_interface(self.config.interface, config)
         log.info("metering %s live (flows of %d, idle timeout %d s)", self.config.interface, self.chunk_flows,
                  self.idle_timeout)
-        self._feed(iter(run), f"interface {self.config.interface}", "interface", runtime)
+        self._feed(iter(run), f"interface {self.config.interface}", "interface", runtime, self._host_context())
         if not self._stopping and not stop.is_set():
             raise MeterError(f"{self.config.interface}: the live meter stopped by itself ({run.stats.summary()})")
 
+    def _host_context(self):
+        """A fresh host context for one producer's stream of flows, or ``None`` when it is off."""
+        from ..serving.context import HostContext, HostContextConfig
+
+        config = self.config.host_context or HostContextConfig()
+        return HostContext(config) if config.enabled else None
+
     @staticmethod
-    def _feed(frames, where: str, source: str, runtime) -> None:
+    def _feed(frames, where: str, source: str, runtime, hosts=None) -> None:
         n = 0
         try:
             for frame in frames:
                 if len(frame):
-                    runtime.scorer.submit(frame, source, rows=np.arange(n + 1, n + len(frame) + 1))
+                    # Host context counts in stream order, here, before the frame joins the scorer's queue.
+                    context = hosts.mark(frame) if hosts is not None else None
+                    runtime.scorer.submit(frame, source, rows=np.arange(n + 1, n + len(frame) + 1),
+                                          context=context)
                     n += len(frame)
         finally:
             log.info("%s: %d flows submitted", where, n)
@@ -225,7 +235,7 @@ class Daemon:
     def _produce_in_thread(self, frames, source: str, runtime, stop: threading.Event) -> threading.Thread:
         def work():
             try:
-                self._feed(frames, source, source, runtime)
+                self._feed(frames, source, source, runtime, self._host_context())
             except Exception as exc:
                 runtime.metrics.failed("producer")
                 log.error("%s stopped: %s: %s", source, type(exc).__name__, exc)

@@ -51,6 +51,8 @@ class _Job:
     model: LoadedModel
     source: str
     rows: np.ndarray | None
+    #: host context's ``(flagged, classes)`` for these flows, computed by the producer in stream order
+    context: tuple[np.ndarray, np.ndarray] | None = None
     future: Future = field(default_factory=Future)
 
 
@@ -87,11 +89,14 @@ class Scorer:
         return self
 
     def submit(self, frame: pd.DataFrame | FlowColumns, source: str = "http", *, model: LoadedModel | None = None,
-               rows: np.ndarray | None = None) -> Future:
+               rows: np.ndarray | None = None, context: tuple[np.ndarray, np.ndarray] | None = None) -> Future:
         """Queue a frame (or validated columns) for scoring; the future gives its :class:`Scored`.
 
         ``model`` defaults to the current one; ``rows`` numbers the flows in
-        their EVE records (default 1, 2, ...). Raises
+        their EVE records (default 1, 2, ...); ``context``: host context's
+        ``(flagged, classes)`` for the frame's flows
+        (:meth:`flowsentinel.serving.context.HostContext.mark`), added to
+        the model's alerts as ``detect`` adds them. Raises
         :class:`~flowsentinel.errors.FlowsentinelError` once the scorer is
         closed.
         """
@@ -99,7 +104,7 @@ class Scorer:
         if producer:
             self._backlog.acquire()
         flows = frame if isinstance(frame, FlowColumns) else FlowColumns.from_frame(frame)
-        job = _Job(flows, model or self.holder.current, source, rows)
+        job = _Job(flows, model or self.holder.current, source, rows, context)
         if producer:
             job.future.add_done_callback(lambda _f: self._backlog.release())
         with self._lock:
@@ -169,7 +174,7 @@ class Scorer:
         t0 = time.perf_counter()
         try:
             frame = FlowColumns.concat([j.flows for j in batch]).to_frame()
-            verdicts = model.score(frame)
+            verdicts = _with_context(model.score(frame), batch)
             lines = self._alerts(batch, frame, verdicts)
         except Exception as exc:
             kind = "producer" if isinstance(exc, FlowsentinelError) else "internal"
@@ -206,3 +211,18 @@ class Scorer:
         for name, count in Counter(verdicts.classes[verdicts.alerts].tolist()).items():
             self.metrics.alerts.labels(str(name)).inc(count)
         return lines
+
+
+def _with_context(verdicts: Verdicts, batch: list[_Job]) -> Verdicts:
+    """The model's verdicts with the jobs' host context added: a flow the model let pass and host context
+    flagged becomes an alert of host context's class."""
+    if all(j.context is None for j in batch):
+        return verdicts
+    flagged = np.concatenate([j.context[0] if j.context is not None else np.zeros(len(j.flows), bool)
+                              for j in batch])
+    named = np.concatenate([j.context[1] if j.context is not None else np.full(len(j.flows), "", dtype=object)
+                            for j in batch])
+    new = flagged & ~verdicts.alerts
+    classes = np.asarray(verdicts.classes, dtype=object).copy()
+    classes[new] = named[new]
+    return Verdicts(verdicts.scores, classes, verdicts.alerts | flagged)
