@@ -115,3 +115,49 @@ def test_tune_with_a_storage_that_is_no_url_is_one_line(small_flows, tmp_path, c
     code = main(["tune", "--data", str(small_flows), "--max-rows", "300", "--trials", "1", "--epochs", "1",
                  "--storage", "not-a-url"])
     assert code == 2 and "not-a-url" in _one_line(capsys.readouterr().err)
+
+
+def _cut_gzip(small_flows, tmp_path, n_copies=20):
+    """The generated flows repeated and gzipped, then cut at half its bytes (the probe's ``sample_half.csv.gz``)."""
+    import gzip
+
+    lines = small_flows.read_bytes().splitlines(keepends=True)
+    packed = gzip.compress(lines[0] + b"".join(lines[1:]) * n_copies)
+    cut = tmp_path / "flows_half.csv.gz"
+    cut.write_bytes(packed[: len(packed) // 2])
+    return cut
+
+
+def test_detect_on_a_cut_file_writes_the_verdicts_of_every_row_before_the_cut(small_model, small_flows, tmp_path):
+    """D2, case 83: the verdicts of the rows read before the cut were dropped with the scoring pipeline
+    (0 of 111,629 written), although the error said they had come through."""
+    import io
+    import re
+
+    from flowsentinel.errors import FlowReadError
+    from flowsentinel.persistence import load_model
+    from flowsentinel.serving.detect import DetectSummary, StreamConfig, detect_file
+
+    cut = _cut_gzip(small_flows, tmp_path)
+    out, summary = io.StringIO(), DetectSummary()
+    # Small chunks, so that several wait in the pipeline's queues when the reader stops.
+    with pytest.raises(FlowReadError, match="cut short") as info:
+        detect_file(load_model(small_model), cut, out, chunk_rows=100, progress=False, summary=summary,
+                    stream=StreamConfig(chunk_rows=100, queue_depth=4))
+    accepted = int(re.search(r"\(([0-9,]+) accepted", str(info.value)).group(1).replace(",", ""))
+    assert accepted > 1000
+    assert summary.n_flows == accepted == len(out.getvalue().splitlines())
+
+
+def test_detect_on_a_cut_file_keeps_its_verdicts_in_partial(small_model, small_flows, tmp_path, capsys):
+    """D2, case 83, through the command line: exit 2, one line naming the file, the verdicts in ``NAME.partial``."""
+    cut = _cut_gzip(small_flows, tmp_path)
+    target = tmp_path / "h.jsonl"
+    code = main(["detect", str(cut), "--model-dir", str(small_model), "-o", str(target), "--summary",
+                 str(tmp_path / "h.json"), "--no-progress"])
+    line = _one_line(capsys.readouterr().err)
+    assert code == 2 and "flows_half.csv.gz" in line and "cut short" in line
+    accepted = int(line.split(" accepted")[0].rsplit("(", 1)[1].replace(",", ""))
+    partial = tmp_path / "h.jsonl.partial"
+    assert not target.exists() and not (tmp_path / "h.json").exists()
+    assert len(partial.read_text().splitlines()) == accepted
