@@ -161,3 +161,29 @@ def test_detect_on_a_cut_file_keeps_its_verdicts_in_partial(small_model, small_f
     partial = tmp_path / "h.jsonl.partial"
     assert not target.exists() and not (tmp_path / "h.json").exists()
     assert len(partial.read_text().splitlines()) == accepted
+
+
+def test_flows_without_address_columns_are_scored_evaluated_and_trained(small_model, small_flows, tmp_path, capsys):
+    """D6, cases 63, 115, 302: NF-CSE-CIC-IDS2018-v2 has no IPV4_SRC_ADDR/IPV4_DST_ADDR and was refused
+    everywhere ("missing 2 column(s)"), though no model uses them."""
+    import json
+
+    import pandas as pd
+
+    flows = pd.read_csv(small_flows).drop(columns=["IPV4_SRC_ADDR", "IPV4_DST_ADDR"])
+    path = tmp_path / "no_addresses.csv"
+    flows.to_csv(path, index=False)
+    summary = tmp_path / "s.json"
+    assert main(["detect", str(path), "--model-dir", str(small_model), "-o", str(tmp_path / "v.jsonl"),
+                 "--summary", str(summary), "--no-progress"]) == 0
+    done = json.loads(summary.read_text())
+    assert done["n_flows"] == len(flows) and done["n_rejected"] == 0
+    records = [json.loads(line) for line in (tmp_path / "v.jsonl").read_text().splitlines()]
+    assert sum("aggregate" not in r["flowsentinel"] for r in records) == len(flows)  # one verdict per flow
+    assert main(["evaluate", "--model-dir", str(small_model), "--data", str(path), "--report-dir",
+                 str(tmp_path / "ev")]) == 0
+    assert json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert main(["train", "--data", str(path), "--model-dir", str(tmp_path / "m"), "--epochs", "1",
+                 "--no-reference", "--set", "model.num_threads=1"]) == 0
+    assert "IPV4_SRC_ADDR" not in json.loads((tmp_path / "m" / "manifest.json").read_text())["input_columns"]
+    assert "Traceback" not in capsys.readouterr().err
