@@ -189,3 +189,15 @@ def test_flows_without_address_columns_are_scored_evaluated_and_trained(small_mo
                  "--no-reference", "--set", "model.num_threads=1"]) == 0
     assert "IPV4_SRC_ADDR" not in json.loads((tmp_path / "m" / "manifest.json").read_text())["input_columns"]
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_evaluate_and_train_refuse_a_cut_file(small_model, small_flows, tmp_path, capsys):
+    """D2, cases 104 and 304: the half sample was evaluated, and trained on, as if it were whole (exit 0)."""
+    cut = _cut_gzip(small_flows, tmp_path)
+    for argv in (["evaluate", "--model-dir", str(small_model), "--data", str(cut), "--report-dir", str(tmp_path / "ev")],
+                 ["train", "--data", str(cut), "--model-dir", str(tmp_path / "m"), "--epochs", "1", "--no-reference"]):
+        assert main(argv) == 2
+        line = _one_line(capsys.readouterr().err)
+        assert "flows_half.csv.gz" in line and "cut short" in line
+    # No model and no metrics; the cut-short row is kept aside in the rejects file, as every bad row is.
+    assert not (tmp_path / "m" / "manifest.json").exists() and not (tmp_path / "ev" / "metrics.json").exists()
