@@ -29,7 +29,7 @@ CASES = {
     "--set model.pool=0 (ZeroDivisionError)": (None, ["model.pool=0"], "pool"),
     "--set model.input_bins=-2": (None, ["model.input_bins=-2"], "input_bins"),
     "--set model.batch_size=0 (range() arg 3)": (None, ["model.batch_size=0"], "batch_size"),
-    "--set model.dropout=[1,2": (None, ["model.dropout=[1,2"], "[1,2"),
+    "--set model.dropout=[1,2": (None, ["model.dropout=[1,2"], "[model] dropout: cannot read '[1,2'"),
     'dropout = "abc"': ('[model]\ndropout = "abc"\n', [], "dropout"),
     'conv_channels = "8,16"': ('[model]\nconv_channels = "8,16"\n', [], "conv_channels"),
     'fractions = [.5, .5, "x"]': ('[run]\nfractions = [0.5, 0.5, "x"]\n', [], "fractions"),
@@ -147,3 +147,25 @@ def test_random_configs_are_a_config_or_one_config_error(tmp_path_factory, text,
     from flowsentinel.config import build_detector
 
     build_detector(cfg).check_params()
+
+
+@pytest.mark.parametrize("argv, key", [
+    (["train", "--epochs", "0"], "max_epochs"),  # D8, case 360: dropped by a truth test, 20 epochs run
+    (["train", "--epochs", "-1"], "max_epochs"),  # D8, case 288
+    (["train", "--max-rows", "-5"], "max_rows"),  # D14, case 292
+    (["benchmark", "--models", "extratrees", "--epochs", "-1"], "epochs"),  # D8, case 297
+    (["benchmark", "--models", "extratrees", "--epochs", "0"], "epochs"),  # shown as "model default"
+], ids=["train --epochs 0", "train --epochs -1", "train --max-rows -5", "benchmark --epochs -1",
+        "benchmark --epochs 0"])
+def test_command_line_numbers_reach_the_checks(small_flows, tmp_path, capsys, argv, key):
+    """The options, not only the config keys they stand for: refused in one line before any data is read."""
+    from flowsentinel.cli import main
+
+    command, *rest = argv
+    where = ["--model-dir", str(tmp_path / "m"), "--no-reference"] if command == "train" else \
+        ["--out-dir", str(tmp_path / "b"), "--no-progress"]
+    assert main([command, "--data", str(small_flows), *where, *rest]) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "error" in line]
+    assert len(lines) == 1 and key in lines[0] and "Traceback" not in err
+    assert not (tmp_path / "m").exists() and not (tmp_path / "b").exists()

@@ -116,6 +116,127 @@ def test_one_flipped_byte_in_the_onnx_weights_is_refused(small_model, small_flow
         assert code == 2 and "model.onnx" in err and "Traceback" not in err
 
 
+@pytest.fixture(scope="module")
+def other_weights(tmp_path_factory):
+    """``weights.safetensors`` of a model of the same shape trained with another seed (the probe's m2)."""
+    from flowsentinel.models.deep import cnn_bilstm
+    from flowsentinel.persistence import save_model
+    from flowsentinel.synthetic import generate_flows
+
+    det = cnn_bilstm(max_epochs=1, verbose=False, random_state=1, conv_channels=(4, 4), lstm_hidden=4, num_threads=1)
+    det.fit(generate_flows(1200, random_state=4, balance=0.3))
+    return save_model(det, tmp_path_factory.mktemp("m2") / "model") / "weights.safetensors"
+
+
+def _json_edit(name, change):
+    def edit(d, _):
+        path = d / name
+        data = json.loads(path.read_text())
+        change(data)
+        path.write_text(json.dumps(data))
+    return edit
+
+
+def _flip(d, _):
+    path = d / "weights.safetensors"
+    data = bytearray(path.read_bytes())
+    data[len(data) - 7] ^= 0x40
+    path.write_bytes(bytes(data))
+
+
+def _swap_columns(p):
+    c = p["input_columns"]
+    i, j = c.index("IN_BYTES"), c.index("OUT_BYTES")
+    c[i], c[j] = c[j], c[i]
+
+
+TAMPERING = {  # D3's table, each as the probe made it (files edited, digests left alone)
+    "another model's weights": (lambda d, other: shutil.copy(other, d / "weights.safetensors"), "weights.safetensors"),
+    "one byte of the weights flipped": (_flip, "weights.safetensors"),
+    "IN_BYTES and OUT_BYTES swapped": (_json_edit("preprocessing.json", _swap_columns), "preprocessing.json"),
+    "one mean +5": (_json_edit("preprocessing.json", lambda p: p["mean"].__setitem__(0, p["mean"][0] + 5)),
+                    "preprocessing.json"),
+    "all scales 0": (_json_edit("preprocessing.json", lambda p: p.__setitem__("scale", [0.0] * len(p["scale"]))),
+                     "preprocessing.json"),
+    "threshold 2.0": (_json_edit(MANIFEST, lambda m: m.__setitem__("threshold", 2.0)), MANIFEST),
+    "classes cut to 3": (_json_edit(MANIFEST, lambda m: m.__setitem__("classes", m["classes"][:-1])), MANIFEST),
+}
+
+
+@pytest.mark.parametrize("engine", ["auto", "torch"])
+@pytest.mark.parametrize("case", sorted(TAMPERING))
+def test_the_probes_tampered_models_are_refused_by_detect(small_model, small_flows, other_weights, tmp_path, capsys,
+                                                          case, engine):
+    """D3, cases 171-249 and 368-369: each change scored silently with the altered model, exit 0 (with
+    either engine); the classes cut to 3 crashed only once a flow's argmax was the missing class."""
+    change, names = TAMPERING[case]
+    d = _copy(small_model, tmp_path)
+    change(d, other_weights)
+    code = main(["detect", str(small_flows), "--model-dir", str(d), "--engine", engine, "-o",
+                 str(tmp_path / "v.jsonl"), "--no-progress"])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "error" in line]
+    assert code == 2 and len(lines) == 1 and names in lines[0] and "Traceback" not in err
+    assert not (tmp_path / "v.jsonl").exists()
+
+
+@pytest.fixture(scope="module")
+def wider_weights(tmp_path_factory):
+    """``weights.safetensors`` of a network of another shape (the probe's m3, ``lstm_hidden=8``)."""
+    from flowsentinel.models.deep import cnn_bilstm
+    from flowsentinel.persistence import save_model
+    from flowsentinel.synthetic import generate_flows
+
+    det = cnn_bilstm(max_epochs=1, verbose=False, random_state=0, conv_channels=(4, 4), lstm_hidden=8, num_threads=1)
+    det.fit(generate_flows(1200, random_state=4, balance=0.3))
+    return save_model(det, tmp_path_factory.mktemp("m3") / "model") / "weights.safetensors"
+
+
+def _cut_weights(keep):
+    def edit(d, _):
+        path = d / "weights.safetensors"
+        path.write_bytes(path.read_bytes()[: int(path.stat().st_size * keep)])
+    return edit
+
+
+def _drop_first_feature(p):
+    for key in ("output_names", "mean", "scale"):
+        del p[key][0]
+
+
+DAMAGED = {  # D7 "model directories": each gave a traceback (SafetensorError, RuntimeError, KeyError, ...)
+    "weights cut to half": (_cut_weights(0.5), "weights.safetensors"),
+    "weights empty": (_cut_weights(0), "weights.safetensors"),
+    "weights of another shape": (lambda d, wider: shutil.copy(wider, d / "weights.safetensors"),
+                                 "weights.safetensors"),
+    "preprocessing without mean": (_json_edit("preprocessing.json", lambda p: p.pop("mean")), "preprocessing.json"),
+    "preprocessing with an unknown config key": (
+        _json_edit("preprocessing.json", lambda p: p["config"].__setitem__("bogus_key", 1)), "preprocessing.json"),
+    "a feature removed from preprocessing": (_json_edit("preprocessing.json", _drop_first_feature),
+                                             "preprocessing.json"),
+}
+
+
+@pytest.mark.parametrize("sealed", [False, True], ids=["as the probe", "resealed"])
+@pytest.mark.parametrize("case", sorted(DAMAGED))
+def test_the_probes_damaged_model_files_are_one_line(small_model, small_flows, wider_weights, tmp_path, capsys,
+                                                      case, sealed):
+    """D7, model directories: refused in one line naming the file (or the directory, when the files do not
+    fit together), also when the digests were rewritten to match; the torch engine reads the weights."""
+    change, names = DAMAGED[case]
+    d = _copy(small_model, tmp_path)
+    change(d, wider_weights)
+    if sealed:
+        reseal(d)
+    code = main(["detect", str(small_flows), "--model-dir", str(d), "--engine", "torch", "-o",
+                 str(tmp_path / "v.jsonl"), "--no-progress"])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "error" in line]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err
+    # The file, or (resealed, every file intact on its own) the directory whose files do not fit together.
+    assert str(d) in lines[0] and (names in lines[0] or "do not fit together" in lines[0]), lines[0]
+
+
 def test_every_model_file_is_readable_by_others(small_model):
     """Observation: ``weights.safetensors`` was written 0600 while the other files got 0644, so a model
     trained by root could not be read by a service user."""

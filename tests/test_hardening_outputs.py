@@ -278,3 +278,48 @@ def test_a_signal_during_meter_says_what_was_metered(portscan, tmp_path, monkeyp
     err = capsys.readouterr().err
     assert any(line.startswith("meter: interrupted; ") and "flows from" in line for line in err.splitlines()), err
     assert not out.exists() and (tmp_path / "flows.csv.partial").read_text().startswith("IPV4_SRC_ADDR")
+
+
+def test_commands_on_a_read_only_mount_are_refused_before_the_work(small_model, small_flows, tmp_path):
+    """D7, read-only file system: the probe's read-only bind mount gave OSError tracebacks for ``detect -o``,
+    ``evaluate`` (its report folder inside the model directory) and ``train --model-dir`` (after training)."""
+    import shutil
+
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("needs root and unshare to mount a read-only folder")
+    ro = tmp_path / "ro"
+    (ro / "outdir").mkdir(parents=True)
+    shutil.copytree(small_model, ro / "m_ro")
+    mount = f"mount --bind {ro} {ro} && mount -o remount,bind,ro {ro} && "
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", mount + f"touch {ro}/probe"], capture_output=True, text=True)
+    if "Read-only" not in probe.stderr:
+        pytest.skip(f"cannot mount a read-only folder here: {probe.stderr.strip()}")
+    cli = f'"{sys.executable}" -m flowsentinel.cli'
+    runs = {
+        "detect": f"{cli} detect {small_flows} --model-dir {small_model} -o {ro}/outdir/x.jsonl --no-progress",
+        "evaluate": f"{cli} evaluate --model-dir {ro}/m_ro --data {small_flows}",
+        "train": f"{cli} train --data {small_flows} --model-dir {ro}/newmodel --epochs 1 --no-reference",
+    }
+    for name, command in runs.items():
+        done = subprocess.run(["unshare", "-m", "sh", "-c", mount + command], capture_output=True, text=True,
+                              timeout=300, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+        line = _one_error_line(done.stderr)
+        assert done.returncode == 2 and "read-only file system" in line and str(ro) in line, (name, line)
+        assert "epoch" not in done.stderr.lower(), name  # refused before training, not after it
+    assert sorted(p.name for p in ro.iterdir()) == ["m_ro", "outdir"] and not list((ro / "outdir").iterdir())
+
+
+def test_detect_to_a_full_disk_by_redirect_and_from_a_capture(small_model, small_flows, portscan, tmp_path):
+    """D7: ``detect ... > /dev/full`` and ``detect capture.pcap -o /dev/full`` gave OSError tracebacks."""
+    full = device_node(tmp_path, "full", 7)
+    if full is None:
+        pytest.skip("making a device node needs root")
+    cli = [sys.executable, "-m", "flowsentinel.cli", "detect"]
+    with open(full, "w") as out:
+        redirect = subprocess.run([*cli, str(small_flows), "--model-dir", str(small_model), "--no-progress"],
+                                  stdout=out, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert redirect.returncode == 2 and "standard output" in _one_error_line(redirect.stderr)
+    capture = subprocess.run([*cli, str(portscan), "--model-dir", str(small_model), "-o", str(full), "--no-progress"],
+                             capture_output=True, text=True, timeout=300)
+    assert capture.returncode == 2 and "no space left" in _one_error_line(capture.stderr)
+    assert stat.S_ISCHR(os.lstat(full).st_mode)

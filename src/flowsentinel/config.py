@@ -114,12 +114,14 @@ class ExperimentConfig:
         }
 
 
-def _parse_value(text: str) -> Any:
+def _parse_value(text: str, where: str) -> Any:
+    """An override's value as TOML; ``where`` (``[model] dropout``) names the key in the error."""
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         if text[:1] in "[{\"'":
-            raise ConfigError(f"cannot read {text!r} as a TOML value (a list, string or table that is not closed?)") from None
+            raise ConfigError(f"{where}: cannot read {text!r} as a TOML value (a list, string or table that is not "
+                              "closed?)") from None
         return text  # a bare word: take it as a string
 
 
@@ -209,7 +211,7 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
         section, dot, name = key.strip().partition(".")
         if not sep or not dot or section not in raw or not name:
             raise ConfigError(f"override {item!r}: expected section.key=value with section run, model or features")
-        raw[section][name] = _parse_value(value.strip())
+        raw[section][name] = _parse_value(value.strip(), f"[{section}] {name}")
         if (section, name) == ("run", "data"):
             raw["run"].pop("data_base", None)  # specs given on the command line are read as given
     if isinstance(raw["run"].get("data"), (str, dict)):

@@ -15,8 +15,9 @@ queue of ``queue_depth`` places, so memory is bounded by the queue depth
 times the chunk size, whatever the size of the file. Each stage handles its
 chunks in order, so verdicts come out in input order. An exception in any
 stage stops the others and reaches the caller as it was raised; so does a
-``KeyboardInterrupt`` in the calling thread, after the workers have stopped
-(each finishes at most the chunk it holds).
+``KeyboardInterrupt`` or a :class:`~flowsentinel.errors.FlowsentinelError`
+of the source (a flow file cut short), after the chunks already handed over
+have been scored and written.
 
 Windowed models stream too: :class:`WindowContext` carries each key's last
 ``window - 1`` flows (as model input) from one chunk to the next, so chunk
@@ -38,7 +39,7 @@ from typing import IO, Any, Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from ..errors import ConfigError
+from ..errors import ConfigError, FlowsentinelError
 from ..io.alerts import AlertWriter
 from ..io.readers import FlowReader, ReadConfig
 from ..schema import ATTACK_COLUMN
@@ -270,9 +271,12 @@ class _Pipeline:
     def __exit__(self, exc_type, exc, tb) -> None:
         # An interrupt (SIGINT, or SIGTERM turned into SystemExit) arrives while reading: the chunks
         # already handed over (at most the queues' depth plus one per stage) are scored and written
-        # first, so the summary counts every flow that reached the output. A second interrupt cuts
-        # this short; any other exception stops the stages at once.
-        if exc_type is not None and issubclass(exc_type, (KeyboardInterrupt, SystemExit)) and self.error is None:
+        # first, so the summary counts every flow that reached the output. So does a user error of
+        # the source (a flow file cut short raises FlowReadError after yielding every row before the
+        # cut: the probe's half sample lost the verdicts of all 111,629 rows it had read). A second
+        # interrupt cuts this short; any other exception (a bug) stops the stages at once.
+        drain = (KeyboardInterrupt, SystemExit, FlowsentinelError)
+        if exc_type is not None and issubclass(exc_type, drain) and self.error is None:
             try:
                 self._put(self.queues[0], _END)
             except _Stopped:

@@ -244,6 +244,12 @@ def run_benchmark(
     bad = [p for p in protocols if p not in BENCHMARK_PROTOCOLS]
     if bad or not protocols:
         raise ConfigError(f"protocols must be among {', '.join(BENCHMARK_PROTOCOLS)}, got {list(protocols)}")
+    if epochs is not None:
+        # Checked here, not only by the deep models: a run of tree models alone took ``epochs=-1`` and
+        # reported "deep-model epochs -1" (probe case 297), and 0 was shown as "model default".
+        from ..models.params import positive_int
+
+        epochs = positive_int("epochs", epochs)
     policy = {"threshold": threshold, "target_far": target_far}
     features = features or FeatureConfig()
     for name in names:  # every setting checked before any data is read

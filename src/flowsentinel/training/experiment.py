@@ -171,7 +171,8 @@ def prepare(data: Dataset, *, task: str, protocol: str, seed: int = 0, fractions
     log.info("%s split: %d train, %d validation, %d test flows %s", split.protocol, len(train), len(val), len(test),
              split.info)
     if len(test) == 0 or len(train) == 0:
-        raise DataError(f"the {protocol} split leaves {len(train)} training and {len(test)} test flows: too few flows")
+        raise DataError(f"{data.description}: the {protocol} split leaves {len(train)} training and {len(test)} "
+                        "test flows: too few flows; give more flows")
     values, counts = np.unique(y[split.train], return_counts=True)
     info = {**split.info, "n_train": len(train), "n_val": len(val), "n_test": len(test)}
     if balance is not None:
