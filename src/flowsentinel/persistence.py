@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError, DataError, FlowsentinelError, ModelIntegrityError, ModelLoadError
+from .errors import ConfigError, DataError, ModelIntegrityError, ModelLoadError
 from .features import FeatureConfig, FeaturePipeline
 
 __all__ = [
@@ -398,10 +398,10 @@ def load_model(directory: str | Path, *, engine: str | None = None, inference=No
                 chosen = detector.use_backend_engine(config)
             else:
                 chosen = detector.use_engine(config, graph=contents.get(ONNX_FILE))
-        except FlowsentinelError:
-            # The engine's own refusals (a network the backend lacks, an engine not installed) say what to do.
-            raise
         except (RuntimeError, ValueError, TypeError, KeyError, IndexError) as exc:
+            if backend not in (None, "torch") and isinstance(exc, ConfigError):
+                # Another framework's refusal of a sound model (a network it lacks) says what to do instead.
+                raise
             # The network is built from the parameters and filled with the saved weights here; weights of
             # another shape fail inside torch (found by fuzzing a sealed manifest's conv_channels).
             text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
