@@ -328,3 +328,17 @@ def test_a_bad_set_keeps_the_sets_before_it():
     d.feed(datagram, EXPORTER, 0.0)
     assert d.counters.records == 1 and d.counters.malformed["set_length"] == 1
     assert np.asarray(raw(d)[0].columns["IN_BYTES"]).tolist() == [100]
+
+
+def test_a_varlen_field_with_no_length_byte_left_is_an_overrun_not_a_crash():
+    """Found by the long atheris run: a record's earlier fields took the set's last bytes, then a
+    variable-length field had no length byte to read (IndexError before)."""
+    from flowsentinel.collector.templates import VARLEN, Field, RecordError, Template
+
+    t = Template(256, (Field(82, VARLEN), Field(1, 4), Field(83, VARLEN)), version=10)
+    assert t.record_length == 6  # 4 fixed bytes and a length byte per variable-length field
+    whole = bytes([1]) + b"x" + (100).to_bytes(4, "big") + bytes([0])
+    assert int(t.decode(whole, 0, len(whole))["f1"][0]) == 100
+    cut = whole[:6]  # as long as record_length, but the last field's length byte is missing
+    with pytest.raises(RecordError, match="record_overrun"):
+        t.decode(cut, 0, len(cut))

@@ -166,6 +166,9 @@ class Template:
             for i, f in enumerate(fields):
                 length = f.length
                 if length == VARLEN:
+                    if pos >= end:
+                        # The record's earlier fields took the set's last bytes: no length byte left.
+                        raise RecordError("record_overrun")
                     length = buf[pos]
                     pos += 1
                     if length == 255:
