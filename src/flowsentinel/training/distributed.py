@@ -124,6 +124,13 @@ class DistributedContext:
         import torch.distributed as dist
 
         if dist.is_initialized():
+            # Every process reaches the end before any takes the group down: a process that left while
+            # rank 0 was still saving aborted in gloo's teardown now and then ("terminate called without
+            # an active exception", seen under load in CI-like runs).
+            try:
+                dist.barrier()
+            except RuntimeError as exc:  # a peer already failed; its error is the one to report
+                log.debug("distributed: no barrier at the end (%s)", exc)
             dist.destroy_process_group()
 
     def gather(self, value: Any) -> list:
