@@ -61,6 +61,8 @@ TIME = "FLOW_START_MILLISECONDS"
 #: Columns the stage reads; a frame without the addresses or the packet counts gets no context.
 REQUIRED = (SRC, DST, TIME, "PROTOCOL", "L4_DST_PORT", "IN_PKTS", "OUT_PKTS")
 SCAN_CLASS, FLOOD_CLASS, REPEAT_CLASS = "Reconnaissance", "DDoS", "DoS"
+# A probe's protocol kind, as stored with the carried probes; it indexes the horizontal thresholds.
+_TCP, _UDP, _ICMP = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -144,11 +146,51 @@ def _counts(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     """For each probe: the services its source probes on its destination, the destinations its source
     probes on its service, the sources probing its destination, and the probes of its source to its
     service of its destination, all within its window."""
-    vertical = rows.groupby(["w", "src", "dst"])["svc"].transform("nunique").to_numpy()
-    horizontal = rows.groupby(["w", "proto", "src", "svc"])["dst"].transform("nunique").to_numpy()
-    fan_in = rows.groupby(["w", "dst"])["src"].transform("nunique").to_numpy()
-    repeat = rows.groupby(["w", "src", "dst", "svc"])["svc"].transform("size").to_numpy()
-    return vertical, horizontal, fan_in, repeat
+    w, src, dst, svc = (pd.factorize(rows[c].to_numpy())[0] for c in ("w", "src", "dst", "svc"))
+    proto = rows["proto"].to_numpy().astype(np.int64)
+    by_pair = _group(w, src, dst)
+    by_service = _group(w, proto, src, svc)
+    by_victim = _group(w, dst)
+    by_probe = _group(by_pair, svc)
+    return (_distinct(by_pair, svc), _distinct(by_service, dst), _distinct(by_victim, src),
+            np.bincount(by_probe)[by_probe])
+
+
+def _group(*codes: np.ndarray) -> np.ndarray:
+    """One small integer per distinct combination of the code columns (each code below len(rows))."""
+    key = codes[0].astype(np.int64)
+    for c in codes[1:]:
+        key = pd.factorize(key * (int(c.max()) + 1) + c)[0].astype(np.int64)
+    return key
+
+
+def _distinct(group: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """For each row, how many distinct ``value`` codes its ``group`` holds."""
+    width = int(value.max()) + 1
+    pairs = pd.unique(group * width + value)
+    return np.bincount(pairs // width, minlength=int(group.max()) + 1)[group]
+
+
+def _reasons(cfg: HostContextConfig, vertical: np.ndarray, horizontal: np.ndarray, fan_in: np.ndarray,
+             repeat: np.ndarray, scan: np.ndarray, flood: np.ndarray) -> np.ndarray:
+    """Why each flagged probe was flagged, in words: the first count that crossed its threshold."""
+    window = f"{cfg.window_s:g} s"
+    out = np.empty(len(vertical), dtype=object)
+    kinds = [(vertical >= cfg.vertical, vertical, "vertical scan: {} services of one destination probed by one "
+              "source in " + window),
+             (scan, horizontal, "horizontal scan: one service probed on {} destinations by one source in " + window),
+             (flood, fan_in, "fan-in: one destination probed by {} sources in " + window),
+             (np.ones(len(vertical), bool), repeat, "repeat: {} probes from one source to one service of one "
+              "destination in " + window)]
+    todo = np.ones(len(vertical), bool)
+    for which, counts, text in kinds:
+        mine = todo & which
+        if mine.any():
+            # One string per distinct count, not per flow: a flood's thousands of probes share a few counts.
+            values, codes = np.unique(counts[mine], return_inverse=True)
+            out[mine] = np.array([text.format(int(v)) for v in values], dtype=object)[codes]
+        todo &= ~which
+    return out
 
 
 def peak_counts(frame: pd.DataFrame, config: HostContextConfig = HostContextConfig()) -> dict[str, int]:
@@ -163,8 +205,8 @@ def peak_counts(frame: pd.DataFrame, config: HostContextConfig = HostContextConf
         return peaks
     vertical, horizontal, fan_in, repeat = _counts(rows)
     peaks["vertical"], peaks["fan_in"], peaks["repeat"] = int(vertical.max()), int(fan_in.max()), int(repeat.max())
-    for proto in ("tcp", "udp", "icmp"):
-        mine = rows["proto"].to_numpy() == proto
+    for proto, code in (("tcp", _TCP), ("udp", _UDP), ("icmp", _ICMP)):
+        mine = rows["proto"].to_numpy() == code
         peaks[f"horizontal_{proto}"] = int(horizontal[mine].max()) if mine.any() else 0
     return peaks
 
@@ -199,7 +241,7 @@ class HostContext:
         rows = pd.DataFrame({"w": w, "src": src[idx], "dst": dst[idx],
                              # one service per ICMP protocol: a sweep's echo requests and its other types alike
                              "svc": np.where(icmp, -proto, port),
-                             "proto": np.select([icmp, proto == 6], ["icmp", "tcp"], "udp")})
+                             "proto": np.select([icmp, proto == 6], [_ICMP, _TCP], _UDP).astype(np.int8)})
         return idx, rows
 
     def mark(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -229,8 +271,7 @@ class HostContext:
         both = pd.concat([self._state, rows], ignore_index=True) if n_old else rows
         cfg = self.config
         vertical, horizontal, fan_in, repeat = _counts(both)
-        limit = both["proto"].map({"tcp": cfg.horizontal_tcp, "udp": cfg.horizontal_udp,
-                                   "icmp": cfg.horizontal_icmp}).to_numpy()
+        limit = np.array([cfg.horizontal_tcp, cfg.horizontal_udp, cfg.horizontal_icmp])[both["proto"].to_numpy()]
         scan = ((vertical >= cfg.vertical) | (horizontal >= limit))[n_old:]
         flood = (fan_in >= cfg.fan_in)[n_old:]
         repeated = (repeat >= cfg.repeat)[n_old:]
@@ -240,18 +281,8 @@ class HostContext:
         classes[idx[flood]] = FLOOD_CLASS
         classes[idx[scan]] = SCAN_CLASS
         victim[idx[flood & ~scan]] = True
-        window = f"{cfg.window_s:g} s"
-        v, h, f, r = (a[n_old:] for a in (vertical, horizontal, fan_in, repeat))
-        for i in np.flatnonzero(hit):
-            if v[i] >= cfg.vertical:
-                text = f"vertical scan: {v[i]} services of one destination probed by one source in {window}"
-            elif scan[i]:
-                text = f"horizontal scan: one service probed on {h[i]} destinations by one source in {window}"
-            elif flood[i]:
-                text = f"fan-in: one destination probed by {f[i]} sources in {window}"
-            else:
-                text = f"repeat: {r[i]} probes from one source to one service of one destination in {window}"
-            reasons[idx[i]] = text
+        reasons[idx[hit]] = _reasons(cfg, *(a[n_old:][hit] for a in (vertical, horizontal, fan_in, repeat)),
+                                     scan[hit], flood[hit])
         self.n_flagged += int(hit.sum())
         # Keep the probes of the latest two windows, at most max_probes of them (the newest).
         latest = both["w"].max()
