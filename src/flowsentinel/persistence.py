@@ -393,15 +393,16 @@ def load_model(directory: str | Path, *, engine: str | None = None, inference=No
         config = inference or InferenceConfig()
         if engine is not None:
             config = dataclasses.replace(config, engine=engine)
+        if backend is not None and backend != "torch":
+            # Another framework's refusal of a sound model (a network it lacks) says what to do instead;
+            # asked before the weights go in, where any failure means a damaged model.
+            detector.check_backend()
         try:
             if backend is not None and backend != "torch":
                 chosen = detector.use_backend_engine(config)
             else:
                 chosen = detector.use_engine(config, graph=contents.get(ONNX_FILE))
         except (RuntimeError, ValueError, TypeError, KeyError, IndexError) as exc:
-            if backend not in (None, "torch") and isinstance(exc, ConfigError):
-                # Another framework's refusal of a sound model (a network it lacks) says what to do instead.
-                raise
             # The network is built from the parameters and filled with the saved weights here; weights of
             # another shape fail inside torch (found by fuzzing a sealed manifest's conv_channels).
             text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__

@@ -106,6 +106,9 @@ class TorchBackend:
 
     name = "torch"
 
+    def check(self, det: "DeepDetector") -> None:
+        """Every network runs in PyTorch: nothing to refuse."""
+
     def seed(self, det: "DeepDetector") -> None:
         import torch
 
@@ -506,6 +509,10 @@ class DeepDetector(BaseDetector):
                      "for the faster engine", why)
         self.engine_ = TorchEngine(self.torch_module(), config.intra_op_threads)
         return "torch"
+
+    def check_backend(self) -> None:
+        """Raise :class:`~flowsentinel.errors.ConfigError` if the training backend cannot run this network."""
+        backend_for(self.backend).check(self)
 
     def use_backend_engine(self, config: InferenceConfig = InferenceConfig()) -> str:
         """Score with the training backend's own forward pass (MindSpore's compiled graph)."""

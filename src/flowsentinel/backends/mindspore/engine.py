@@ -242,13 +242,14 @@ class MindSporeBackend:
     conv_impl = "matmul"
     lstm_impl = "unrolled"
 
-    def _check(self, det) -> None:
+    def check(self, det) -> None:
+        """Refuse a detector whose network this backend cannot run."""
         if det.network != "cnn-bilstm":
             raise ConfigError(f"the MindSpore backend has the cnn-bilstm network only, not {det.network!r}; "
                               "use backend torch for it")
 
     def seed(self, det) -> None:
-        self._check(det)
+        self.check(det)
         ms = mindspore_module(det.num_threads)
         import torch
 
@@ -258,7 +259,7 @@ class MindSporeBackend:
 
     def build(self, det, n_inputs: int, n_classes: int):
         """The MindSpore network, initialised with PyTorch's initial weights for ``random_state``."""
-        self._check(det)
+        self.check(det)
         mindspore_module(det.num_threads)
         kwargs = det.network_kwargs()
         net = network_classes().MindSporeCNNBiLSTMNet(n_inputs, n_classes, conv=self.conv_impl, lstm=self.lstm_impl,
