@@ -35,11 +35,7 @@ from flowsentinel.training.adapt import AdaptConfig, adapt_model
 def with_context(detector, flows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """The model's alerts, and those with host context added, each capture on its own."""
     alone = detector.is_alert(flows)
-    both = alone.copy()
-    for _, part in pd.Series(np.arange(len(flows))).groupby(flows["Capture"].astype(str).to_numpy()):
-        idx = part.to_numpy()
-        both[idx] |= HostContext().mark(flows.iloc[idx])[0]
-    return alone, both
+    return alone, alone | HostContext.flags_per_unit(flows, flows["Capture"].astype(str).to_numpy())
 
 
 def main() -> int:

@@ -51,12 +51,8 @@ def kind_of(group: str, source: str) -> str:
 
 def context_flags(frame: pd.DataFrame) -> np.ndarray:
     """Host context's verdicts, each capture on its own (as `detect` sees one capture), NF rows per source."""
-    flagged = np.zeros(len(frame), bool)
     unit = frame["Capture"].fillna("").astype(str).where(lambda c: c != "", "nf:" + frame["Source"].astype(str))
-    for _, positions in pd.Series(np.arange(len(frame))).groupby(unit.to_numpy()):
-        part = positions.to_numpy()
-        flagged[part] = HostContext().mark(frame.iloc[part])[0]
-    return flagged
+    return HostContext.flags_per_unit(frame, unit.to_numpy())
 
 
 def rates(detector, frame: pd.DataFrame) -> dict:

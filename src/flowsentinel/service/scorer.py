@@ -218,11 +218,11 @@ def _with_context(verdicts: Verdicts, batch: list[_Job]) -> Verdicts:
     flagged becomes an alert of host context's class."""
     if all(j.context is None for j in batch):
         return verdicts
+    from ..serving.context import add_context
+
     flagged = np.concatenate([j.context[0] if j.context is not None else np.zeros(len(j.flows), bool)
                               for j in batch])
     named = np.concatenate([j.context[1] if j.context is not None else np.full(len(j.flows), "", dtype=object)
                             for j in batch])
-    new = flagged & ~verdicts.alerts
-    classes = np.asarray(verdicts.classes, dtype=object).copy()
-    classes[new] = named[new]
-    return Verdicts(verdicts.scores, classes, verdicts.alerts | flagged)
+    classes, alerts = add_context(verdicts.classes, verdicts.alerts, flagged, named)
+    return Verdicts(verdicts.scores, classes, alerts)

@@ -45,14 +45,13 @@ from __future__ import annotations
 import ipaddress
 import logging
 from dataclasses import dataclass, fields
-from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 
-from ..errors import ConfigError
+from ..models.params import number_in, positive_int
 
-__all__ = ["HostContext", "HostContextConfig", "context_columns", "peak_counts", "probe_mask"]
+__all__ = ["HostContext", "HostContextConfig", "add_context", "context_columns", "peak_counts", "probe_mask"]
 
 log = logging.getLogger(__name__)
 
@@ -80,21 +79,10 @@ class HostContextConfig:
     max_probes: int = 1_000_000
 
     def __post_init__(self):
-        if not self.window_s > 0:
-            raise ConfigError(f"context.window_s must be > 0, not {self.window_s!r}")
+        number_in("context.window_s", self.window_s, 0, float("inf"), low_open=True, high_open=True)
         for f in fields(self):
             if f.name not in ("enabled", "window_s"):
-                value = getattr(self, f.name)
-                if isinstance(value, bool) or not isinstance(value, int) or value < 2:
-                    raise ConfigError(f"context.{f.name} must be a whole number >= 2, not {value!r}")
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> "HostContextConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"unknown context setting(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-        return cls(**dict(values))
+                positive_int(f"context.{f.name}", getattr(self, f.name), 2)
 
 
 def context_columns(columns) -> bool:
@@ -303,11 +291,29 @@ class HostContext:
         flagged, context_classes, reasons, victim = self.verdicts(frame)
         if not flagged.any():
             return classes, alerts, None
-        alerts = np.asarray(alerts, bool)
-        new = flagged & ~alerts
-        self.n_added += int(new.sum())
-        classes = np.asarray(classes, dtype=object).copy()
-        classes[new] = context_classes[new]
+        self.n_added += int((flagged & ~np.asarray(alerts, bool)).sum())
+        classes, alerts = add_context(classes, alerts, flagged, context_classes)
         # A victim's alerts (the model's too) fold by destination: one window per victim, not per source.
         notes = {CONTEXT_COLUMN: reasons, FOLD_BY_DESTINATION: victim}
-        return classes, alerts | flagged, notes
+        return classes, alerts, notes
+
+    @classmethod
+    def flags_per_unit(cls, frame: pd.DataFrame, units, config: HostContextConfig = HostContextConfig()) -> np.ndarray:
+        """Host context's verdicts with each unit of flows (``units``: a label per flow, e.g. its capture)
+        counted on its own, as ``detect`` sees one capture at a time."""
+        flagged = np.zeros(len(frame), bool)
+        for _, positions in pd.Series(np.arange(len(frame))).groupby(np.asarray(units)):
+            idx = positions.to_numpy()
+            flagged[idx] = cls(config).mark(frame.iloc[idx])[0]
+        return flagged
+
+
+def add_context(classes: np.ndarray, alerts: np.ndarray, flagged: np.ndarray,
+                context_classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The model's ``(classes, alerts)`` with host context's flags added: a flow the model let pass and host
+    context flagged becomes an alert of host context's class; a flow both flag keeps the model's class."""
+    alerts = np.asarray(alerts, bool)
+    new = np.asarray(flagged, bool) & ~alerts
+    classes = np.asarray(classes, dtype=object).copy()
+    classes[new] = np.asarray(context_classes, dtype=object)[new]
+    return classes, alerts | flagged
