@@ -26,6 +26,7 @@ from flowsentinel.serving.context import (
     SCAN_CLASS,
     HostContext,
     HostContextConfig,
+    crafted_mask,
     peak_counts,
     probe_mask,
 )
@@ -90,6 +91,55 @@ def test_a_spoofed_flood_is_fan_in_and_a_single_source_flood_is_repeat():
     assert flagged.all() and set(classes) == {REPEAT_CLASS}
 
 
+def spoofed_syns(n: int) -> pd.DataFrame:
+    """Unanswered SYNs, each with its own source, destination and ports."""
+    return flows([{"IPV4_SRC_ADDR": f"198.51.{i // 200}.{i % 200 + 1}", "IPV4_DST_ADDR": f"203.0.{i // 200}.{i % 200 + 1}",
+                   "L4_SRC_PORT": 1024 + i, "L4_DST_PORT": 2000 + 7 * i, "FLOW_START_MILLISECONDS": T0 + i}
+                  for i in range(n)])
+
+
+def test_a_flood_of_spoofed_sources_and_destinations_is_a_half_open_burst():
+    cfg = HostContextConfig()
+    flagged, classes, reasons, _ = HostContext().verdicts(spoofed_syns(cfg.half_open))
+    assert flagged.all() and set(classes) == {REPEAT_CLASS}
+    assert reasons[0].startswith(f"half-open burst: {cfg.half_open} sources")
+    assert not HostContext().mark(spoofed_syns(cfg.half_open - 1))[0].any()
+    # One client's many unanswered SYNs (a peer-to-peer client) are one source, not a burst.
+    one = spoofed_syns(3 * cfg.half_open).assign(IPV4_SRC_ADDR="10.0.0.5")
+    assert not HostContext().mark(one)[0].any()
+
+
+def test_crafted_flags_flag_every_flow_between_the_prober_and_its_target():
+    probing = flows([
+        {"TCP_FLAGS": 0, "CLIENT_TCP_FLAGS": 0, "IN_PKTS": 4, "L4_DST_PORT": 22},  # NULL probe, resent
+        {"TCP_FLAGS": 41, "CLIENT_TCP_FLAGS": 41, "L4_DST_PORT": 1},  # FIN|PSH|URG: the Xmas probe
+        {"OUT_PKTS": 1, "TCP_FLAGS": 18, "SERVER_TCP_FLAGS": 18, "L4_DST_PORT": 22},  # SYN to an open port
+        {"PROTOCOL": 1, "L4_DST_PORT": 0, "ICMP_TYPE": 2048, "TCP_FLAGS": 0, "CLIENT_TCP_FLAGS": 0,
+         "IN_PKTS": 2, "OUT_PKTS": 2},  # echo requests, answered
+        {"IPV4_SRC_ADDR": "10.0.0.9", "IPV4_DST_ADDR": "10.0.0.5", "L4_SRC_PORT": 22, "L4_DST_PORT": 40000,
+         "TCP_FLAGS": 18, "CLIENT_TCP_FLAGS": 18, "FLOW_START_MILLISECONDS": T0 + 900},  # a split-off answer
+        {"IPV4_DST_ADDR": "10.0.0.77", "IN_PKTS": 12, "OUT_PKTS": 12, "TCP_FLAGS": 27, "CLIENT_TCP_FLAGS": 27},
+    ])
+    flagged, classes, reasons, _ = HostContext().verdicts(probing)
+    assert flagged.tolist() == [True] * 5 + [False]
+    assert set(classes[:5]) == {SCAN_CLASS} and reasons[0].startswith("crafted flags: 2 probes")
+    assert not HostContext().mark(probing.iloc[[0, 2, 3, 4, 5]])[0].any()  # one crafted probe is not enough
+    assert crafted_mask(flows([{"TCP_FLAGS": 3, "CLIENT_TCP_FLAGS": 3}, {"TCP_FLAGS": 6, "CLIENT_TCP_FLAGS": 6},
+                               {"TCP_FLAGS": 17, "CLIENT_TCP_FLAGS": 17}, {"TCP_FLAGS": 2}])).tolist() == \
+        [True, True, False, False]
+
+
+def test_answered_echo_requests_count_towards_a_sweep_only():
+    sweep = flows([{"PROTOCOL": 1, "L4_DST_PORT": 0, "ICMP_TYPE": 2048, "IPV4_DST_ADDR": f"10.0.1.{i + 1}",
+                    "TCP_FLAGS": 0, "CLIENT_TCP_FLAGS": 0, "OUT_PKTS": 1, "FLOW_START_MILLISECONDS": T0 + i}
+                   for i in range(HostContextConfig().horizontal_icmp)])
+    flagged, classes = HostContext().mark(sweep)
+    assert flagged.all() and set(classes) == {SCAN_CLASS}
+    # Many devices pinging their gateway, answered: no fan-in.
+    gateway = sweep.assign(IPV4_DST_ADDR="10.0.1.1", IPV4_SRC_ADDR=[f"10.0.2.{i + 1}" for i in range(len(sweep))])
+    assert not HostContext().mark(gateway)[0].any()
+
+
 def test_multicast_and_broadcast_destinations_are_not_counted():
     discovery = flows([{"IPV4_SRC_ADDR": f"192.168.1.{i + 2}", "IPV4_DST_ADDR": dst, "PROTOCOL": 17,
                         "L4_DST_PORT": 1900} for i in range(40) for dst in ("239.255.255.250", "192.168.1.255")])
@@ -137,8 +187,9 @@ def test_apply_keeps_the_models_alerts_and_class_and_says_why():
 
 
 def test_peak_counts_are_what_the_thresholds_compare_with():
-    peaks = peak_counts(pd.concat([browsing(50), vertical_scan(30)], ignore_index=True))
+    peaks = peak_counts(pd.concat([browsing(50), vertical_scan(30), spoofed_syns(25)], ignore_index=True))
     assert peaks["vertical"] == 30 and peaks["fan_in"] == 1 and peaks["horizontal_tcp"] == 1
+    assert peaks["half_open"] == 25 and peaks["crafted"] == 0
 
 
 @pytest.mark.parametrize("values, message", [

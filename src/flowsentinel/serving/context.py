@@ -5,7 +5,9 @@ flood is, on its own, a short unanswered flow like thousands of benign ones
 (an IoT device's lost keep-alive, a refused connection); the per-flow model
 cannot tell them apart and is not asked to. What gives them away is how many
 there are around one host. :class:`HostContext` counts, per window of
-``window_s`` seconds of flow start time, the *probes* (flows with at most
+``window_s`` seconds of flow start time (two tumbling windows half a window
+apart, the larger count of the two, so that a burst across one window's end
+is counted whole), the *probes* (flows with at most
 three packets from the client and no answer, or a reset and at most two
 packets back) of each host, and flags the probes of a host that crosses one
 of these thresholds:
@@ -14,18 +16,39 @@ of these thresholds:
   ``vertical`` services (ports, or ICMP) of one destination;
 * **horizontal scan or sweep** (``Reconnaissance``): one source probing one
   service on at least ``horizontal_tcp`` / ``horizontal_udp`` /
-  ``horizontal_icmp`` destinations;
+  ``horizontal_icmp`` destinations; for a ping sweep, the echo requests
+  count whether answered or not (a sweep of a live network is answered),
+  and only here;
 * **fan-in** (``DDoS``): one destination probed by at least ``fan_in``
   sources (a spoofed flood, reflected answers nobody asked for);
 * **repeat** (``DoS``): at least ``repeat`` probes from one source to one
   service of one destination (a single-source flood, each probe from a new
-  source port).
+  source port);
+* **half-open burst** (``DoS``): at least ``half_open`` sources sending
+  unanswered SYNs (a client's lone SYN, nothing back), among all the flows
+  the stage sees in one window: a flood whose every SYN has its own spoofed
+  source and destination, which no per-host count reaches (a peer-to-peer
+  client's many unanswered SYNs come from one source). This count is
+  link-wide, so
+  it grows with the size of the watched network: calibrate it on the
+  network's own traffic (``scripts/calibrate_context.py``) where that is
+  larger than the captures it was set on;
+* **crafted flags** (``Reconnaissance``): at least ``crafted`` probes from
+  one source to one destination whose TCP flags no TCP stack opens a
+  conversation with (none at all, FIN without ACK, SYN with FIN or RST: the
+  NULL, FIN and Xmas scans, OS fingerprinting's odd probes; such a flow is
+  a probe whatever its packet counts, as unanswered probes are resent). The
+  source is then taken as probing that destination: every flow between the
+  two in that window and those beside it is flagged, answered ones too
+  (fingerprinting's echo requests and SYNs to an open port are answered) and
+  the answers a meter splits off into flows of their own.
 
-Multicast and broadcast destinations (device discovery) are not counted.
+Multicast and broadcast destinations of UDP and ICMP (device discovery) are
+not counted; TCP cannot be multicast, so TCP flows to them are.
 
 The thresholds are the largest count any benign window reaches on the
 training and validation captures of the shipped model's split, doubled, and
-never below ``floor`` (``scripts/calibrate_context.py`` measures them and
+never below ``floor`` (``crafted``: never below 2; ``scripts/calibrate_context.py`` measures them and
 prints these values; ``docs/model-card.md`` gives its output). A flow is
 flagged once its window has crossed: within one chunk every probe of the
 crossing host is flagged, earlier chunks' verdicts are not revised, so a
@@ -51,7 +74,8 @@ import pandas as pd
 
 from ..models.params import number_in, positive_int
 
-__all__ = ["HostContext", "HostContextConfig", "add_context", "context_columns", "peak_counts", "probe_mask"]
+__all__ = ["HostContext", "HostContextConfig", "add_context", "context_columns", "crafted_mask", "echo_request_mask",
+           "half_open_mask", "peak_counts", "probe_mask"]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +100,8 @@ class HostContextConfig:
     horizontal_icmp: int = 8
     fan_in: int = 8
     repeat: int = 20
+    half_open: int = 42
+    crafted: int = 2
     max_probes: int = 1_000_000
 
     def __post_init__(self):
@@ -95,17 +121,60 @@ def _numbers(frame: pd.DataFrame, column: str) -> np.ndarray:
     return pd.to_numeric(frame[column], errors="coerce").fillna(0).to_numpy(np.int64)
 
 
+_FIN, _SYN, _RST, _ACK = 1, 2, 4, 16
+
+
+def _flags(frame: pd.DataFrame, columns: tuple[str, ...]) -> np.ndarray:
+    flags = np.zeros(len(frame), np.int64)
+    for column in columns:
+        if column in frame.columns:
+            flags |= _numbers(frame, column)
+    return flags
+
+
+def _client_flags(frame: pd.DataFrame) -> np.ndarray:
+    """The client's TCP flags: ``CLIENT_TCP_FLAGS`` where the flows have it, else the flow's cumulative
+    ``TCP_FLAGS`` (a client's flags in an unanswered flow)."""
+    column = "CLIENT_TCP_FLAGS" if "CLIENT_TCP_FLAGS" in frame.columns else "TCP_FLAGS"
+    return _flags(frame, (column,))
+
+
 def probe_mask(frame: pd.DataFrame) -> np.ndarray:
     """Flows that are probes: at most three packets from the client, and no answer, or a reset and at
     most two packets back."""
     in_pkts, out_pkts = _numbers(frame, "IN_PKTS"), _numbers(frame, "OUT_PKTS")
     tcp = _numbers(frame, "PROTOCOL") == 6
-    flags = np.zeros(len(frame), np.int64)
-    for column in ("TCP_FLAGS", "CLIENT_TCP_FLAGS", "SERVER_TCP_FLAGS"):
-        if column in frame.columns:
-            flags |= _numbers(frame, column)
-    reset = tcp & ((flags & 4) > 0) & (out_pkts <= 2)
+    flags = _flags(frame, ("TCP_FLAGS", "CLIENT_TCP_FLAGS", "SERVER_TCP_FLAGS"))
+    reset = tcp & ((flags & _RST) > 0) & (out_pkts <= 2)
     return (in_pkts <= 3) & ((out_pkts == 0) | reset)
+
+
+def echo_request_mask(frame: pd.DataFrame) -> np.ndarray:
+    """ICMP echo requests (ICMPv4 type 8, ICMPv6 128; ``ICMP_TYPE`` is type * 256 + code) of at most three
+    packets, answered or not; none where the flows carry no ``ICMP_TYPE``."""
+    if "ICMP_TYPE" not in frame.columns:
+        return np.zeros(len(frame), bool)
+    proto, kind = _numbers(frame, "PROTOCOL"), _numbers(frame, "ICMP_TYPE") // 256
+    return (((proto == 1) & (kind == 8)) | ((proto == 58) & (kind == 128))) & (_numbers(frame, "IN_PKTS") <= 3)
+
+
+def half_open_mask(frame: pd.DataFrame) -> np.ndarray:
+    """TCP flows that are a client's SYN and nothing more: SYN its only flag, nothing back."""
+    tcp = _numbers(frame, "PROTOCOL") == 6
+    return tcp & (_client_flags(frame) == _SYN) & (_numbers(frame, "OUT_PKTS") == 0)
+
+
+def crafted_mask(frame: pd.DataFrame) -> np.ndarray:
+    """TCP flows whose client flags no TCP stack opens a conversation with: none at all, FIN without ACK,
+    or SYN with FIN or RST (where the flows carry flags; a frame without a flag column has none)."""
+    if "CLIENT_TCP_FLAGS" not in frame.columns and "TCP_FLAGS" not in frame.columns:
+        return np.zeros(len(frame), bool)
+    tcp = _numbers(frame, "PROTOCOL") == 6
+    flags = _client_flags(frame)
+    null = flags == 0
+    fin_no_ack = ((flags & _FIN) > 0) & ((flags & _ACK) == 0)
+    syn_fin_rst = ((flags & _SYN) > 0) & ((flags & (_FIN | _RST)) > 0) & ((flags & _ACK) == 0)
+    return tcp & (null | fin_no_ack | syn_fin_rst)
 
 
 def _addresses(frame: pd.DataFrame, column: str) -> np.ndarray:
@@ -130,18 +199,40 @@ def _is_group_address(text: str) -> bool:
     return known
 
 
-def _counts(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _counts(rows: pd.DataFrame) -> tuple[np.ndarray, ...]:
+    """:func:`_window_counts` in two tumbling windows half a window apart, the larger of each count: a
+    burst that straddles one window's end lies whole in the other's."""
+    first, second = _window_counts(rows, "w"), _window_counts(rows, "w2")
+    return tuple(np.maximum(a, b) for a, b in zip(first, second))
+
+
+def _window_counts(rows: pd.DataFrame, window: str) -> tuple[np.ndarray, ...]:
     """For each probe: the services its source probes on its destination, the destinations its source
-    probes on its service, the sources probing its destination, and the probes of its source to its
-    service of its destination, all within its window."""
-    w, src, dst, svc = (pd.factorize(rows[c].to_numpy())[0] for c in ("w", "src", "dst", "svc"))
+    probes on its service, the sources probing its destination, the probes of its source to its service
+    of its destination, the sources of half-open SYNs in its window (on every host; 0 for a probe that is not one) and the crafted probes of its
+    source to its destination, all within its window."""
+    w, src, dst, svc = (pd.factorize(rows[c].to_numpy())[0] for c in (window, "src", "dst", "svc"))
     proto = rows["proto"].to_numpy().astype(np.int64)
     by_pair = _group(w, src, dst)
     by_service = _group(w, proto, src, svc)
     by_victim = _group(w, dst)
     by_probe = _group(by_pair, svc)
-    return (_distinct(by_pair, svc), _distinct(by_service, dst), _distinct(by_victim, src),
-            np.bincount(by_probe)[by_probe])
+    # Answered echo requests count towards a sweep only (a live network answers a ping sweep).
+    strict = ~rows["answered"].to_numpy(bool)
+    vertical, fan_in, repeat = (np.zeros(len(rows), np.int64) for _ in range(3))
+    if strict.any():
+        vertical[strict] = _distinct(_group(by_pair[strict]), svc[strict])
+        fan_in[strict] = _distinct(_group(by_victim[strict]), src[strict])
+        probes = _group(by_probe[strict])
+        repeat[strict] = np.bincount(probes)[probes]
+    half_open = rows["half_open"].to_numpy(bool)
+    crafted = rows["crafted"].to_numpy(bool)
+    # Sources of half-open SYNs per window: a spoofed flood's every SYN has its own.
+    half_open_sources = np.zeros(len(rows), np.int64)
+    if half_open.any():
+        half_open_sources[half_open] = _distinct(w[half_open], src[half_open])
+    return (vertical, _distinct(by_service, dst), fan_in, repeat, half_open_sources,
+            np.bincount(by_pair, weights=crafted).astype(np.int64)[by_pair])
 
 
 def _group(*codes: np.ndarray) -> np.ndarray:
@@ -159,40 +250,47 @@ def _distinct(group: np.ndarray, value: np.ndarray) -> np.ndarray:
     return np.bincount(pairs // width, minlength=int(group.max()) + 1)[group]
 
 
-def _reasons(cfg: HostContextConfig, vertical: np.ndarray, horizontal: np.ndarray, fan_in: np.ndarray,
-             repeat: np.ndarray, scan: np.ndarray, flood: np.ndarray) -> np.ndarray:
-    """Why each flagged probe was flagged, in words: the first count that crossed its threshold."""
+def _reasons(cfg: HostContextConfig, crossed: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Why each flagged probe was flagged, in words: the first count that crossed its threshold.
+    ``crossed`` holds, in :data:`_KINDS` order, each kind's crossing and its count."""
     window = f"{cfg.window_s:g} s"
-    out = np.empty(len(vertical), dtype=object)
-    kinds = [(vertical >= cfg.vertical, vertical, "vertical scan: {} services of one destination probed by one "
-              "source in " + window),
-             (scan, horizontal, "horizontal scan: one service probed on {} destinations by one source in " + window),
-             (flood, fan_in, "fan-in: one destination probed by {} sources in " + window),
-             (np.ones(len(vertical), bool), repeat, "repeat: {} probes from one source to one service of one "
-              "destination in " + window)]
-    todo = np.ones(len(vertical), bool)
-    for which, counts, text in kinds:
+    out = np.empty(len(crossed[0][0]), dtype=object)
+    todo = np.ones(len(out), bool)
+    for (which, counts), (_, text) in zip(crossed, _KINDS):
         mine = todo & which
         if mine.any():
             # One string per distinct count, not per flow: a flood's thousands of probes share a few counts.
             values, codes = np.unique(counts[mine], return_inverse=True)
-            out[mine] = np.array([text.format(int(v)) for v in values], dtype=object)[codes]
+            out[mine] = np.array([text.format(int(v), window) for v in values], dtype=object)[codes]
         todo &= ~which
     return out
+
+
+#: Each kind of count, in the order a flagged flow's reason is chosen, with its reason's words.
+_KINDS = (
+    ("crafted", "crafted flags: {} probes from this source to this destination with TCP flags no stack opens "
+                "with (none, FIN without ACK, SYN with FIN or RST) in {}"),
+    ("vertical", "vertical scan: {} services of one destination probed by one source in {}"),
+    ("horizontal", "horizontal scan: one service probed on {} destinations by one source in {}"),
+    ("fan_in", "fan-in: one destination probed by {} sources in {}"),
+    ("repeat", "repeat: {} probes from one source to one service of one destination in {}"),
+    ("half_open", "half-open burst: {} sources each sent unanswered SYNs, among all flows, in {}"),
+)
 
 
 def peak_counts(frame: pd.DataFrame, config: HostContextConfig = HostContextConfig()) -> dict[str, int]:
     """The largest count of each threshold's kind that any window of ``frame`` reaches (0 where none);
     what :class:`HostContextConfig`'s thresholds are calibrated on."""
     peaks = {"vertical": 0, "horizontal_tcp": 0, "horizontal_udp": 0, "horizontal_icmp": 0, "fan_in": 0,
-             "repeat": 0}
+             "repeat": 0, "half_open": 0, "crafted": 0}
     if not len(frame) or not context_columns(frame.columns):
         return peaks
     _, rows = HostContext(config)._probes(frame)
     if not len(rows):
         return peaks
-    vertical, horizontal, fan_in, repeat = _counts(rows)
-    peaks["vertical"], peaks["fan_in"], peaks["repeat"] = int(vertical.max()), int(fan_in.max()), int(repeat.max())
+    vertical, horizontal, fan_in, repeat, half_open, crafted = _counts(rows)
+    peaks.update(vertical=int(vertical.max()), fan_in=int(fan_in.max()), repeat=int(repeat.max()),
+                 half_open=int(half_open.max()), crafted=int(crafted.max()))
     for proto, code in (("tcp", _TCP), ("udp", _UDP), ("icmp", _ICMP)):
         mine = rows["proto"].to_numpy() == code
         peaks[f"horizontal_{proto}"] = int(horizontal[mine].max()) if mine.any() else 0
@@ -206,30 +304,41 @@ class HostContext:
     context flags it and with which class (``""`` when not).
     """
 
-    _STATE = ("w", "src", "dst", "svc", "proto")
+    _STATE = ("w", "w2", "src", "dst", "svc", "proto", "half_open", "crafted", "answered")
 
     def __init__(self, config: HostContextConfig = HostContextConfig()):
         self.config = config
         self._state = pd.DataFrame({c: pd.Series(dtype=object) for c in self._STATE})
+        # (source, destination) -> the last window in which the source sent crafted probes to it.
+        self._prober: dict[tuple[str, str], int] = {}
         self.n_flagged = 0  # flows host context flagged
         self.n_added = 0  # of those, flows the model had let pass
         self._warned = False
 
     def _probes(self, frame: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
-        probe = probe_mask(frame)
+        # A flow with crafted flags is a probe whatever its packet counts (unanswered probes are resent).
+        strict = probe_mask(frame) | crafted_mask(frame)
+        echo = echo_request_mask(frame)
+        probe = strict | echo
         dst, src = _addresses(frame, DST), _addresses(frame, SRC)
         codes, uniques = pd.factorize(dst)
         group = np.fromiter((_is_group_address(u) for u in uniques), bool, len(uniques))[codes]
         timed = pd.to_numeric(frame[TIME], errors="coerce").notna().to_numpy()
+        # Discovery to group addresses (SSDP, mDNS, broadcasts) is not probing; TCP cannot be multicast or
+        # broadcast, so a TCP flow to such an address is counted like any other (a spoofed flood's, say).
+        group &= _numbers(frame, "PROTOCOL") != 6
         idx = np.flatnonzero(probe & ~group & timed & (dst != "") & (src != ""))
         proto = _numbers(frame, "PROTOCOL")[idx]
         port = _numbers(frame, "L4_DST_PORT")[idx]
         icmp = np.isin(proto, (1, 58))
-        w = _numbers(frame, TIME)[idx] // int(self.config.window_s * 1000)
-        rows = pd.DataFrame({"w": w, "src": src[idx], "dst": dst[idx],
+        width = int(self.config.window_s * 1000)
+        start = _numbers(frame, TIME)[idx]
+        rows = pd.DataFrame({"w": start // width, "w2": (start + width // 2) // width, "src": src[idx], "dst": dst[idx],
                              # one service per ICMP protocol: a sweep's echo requests and its other types alike
                              "svc": np.where(icmp, -proto, port),
-                             "proto": np.select([icmp, proto == 6], [_ICMP, _TCP], _UDP).astype(np.int8)})
+                             "proto": np.select([icmp, proto == 6], [_ICMP, _TCP], _UDP).astype(np.int8),
+                             "half_open": half_open_mask(frame)[idx], "crafted": crafted_mask(frame)[idx],
+                             "answered": (echo & ~strict)[idx]})
         return idx, rows
 
     def mark(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -254,24 +363,31 @@ class HostContext:
             return flagged, classes, reasons, victim
         idx, rows = self._probes(frame)
         if not len(idx):
+            self._tag_probers(frame, rows, flagged, classes, reasons)
+            self.n_flagged += int(flagged.sum())
             return flagged, classes, reasons, victim
         n_old = len(self._state)
         both = pd.concat([self._state, rows], ignore_index=True) if n_old else rows
         cfg = self.config
-        vertical, horizontal, fan_in, repeat = _counts(both)
-        limit = np.array([cfg.horizontal_tcp, cfg.horizontal_udp, cfg.horizontal_icmp])[both["proto"].to_numpy()]
-        scan = ((vertical >= cfg.vertical) | (horizontal >= limit))[n_old:]
-        flood = (fan_in >= cfg.fan_in)[n_old:]
-        repeated = (repeat >= cfg.repeat)[n_old:]
+        counts = _counts(both)
+        vertical, horizontal, fan_in, repeat, half_open, crafted = (c[n_old:] for c in counts)
+        limit = np.array([cfg.horizontal_tcp, cfg.horizontal_udp, cfg.horizontal_icmp])[rows["proto"].to_numpy()]
+        mine = rows["half_open"].to_numpy(bool)
+        crossed = [(crafted >= cfg.crafted, crafted), (vertical >= cfg.vertical, vertical),
+                   (horizontal >= limit, horizontal), (fan_in >= cfg.fan_in, fan_in),
+                   (repeat >= cfg.repeat, repeat), (mine & (half_open >= cfg.half_open), half_open)]
+        scan = crossed[0][0] | crossed[1][0] | crossed[2][0]
+        flood = crossed[3][0]
+        repeated = crossed[4][0] | crossed[5][0]
         hit = scan | flood | repeated
         flagged[idx[hit]] = True
         classes[idx[repeated]] = REPEAT_CLASS
         classes[idx[flood]] = FLOOD_CLASS
         classes[idx[scan]] = SCAN_CLASS
         victim[idx[flood & ~scan]] = True
-        reasons[idx[hit]] = _reasons(cfg, *(a[n_old:][hit] for a in (vertical, horizontal, fan_in, repeat)),
-                                     scan[hit], flood[hit])
-        self.n_flagged += int(hit.sum())
+        reasons[idx[hit]] = _reasons(cfg, [(which[hit], count[hit]) for which, count in crossed])
+        self._tag_probers(frame, rows[crossed[0][0]], flagged, classes, reasons)
+        self.n_flagged += int(flagged.sum())
         # Keep the probes of the latest two windows, at most max_probes of them (the newest).
         latest = both["w"].max()
         keep = both[both["w"] >= latest - 1]
@@ -279,6 +395,32 @@ class HostContext:
             keep = keep.iloc[-cfg.max_probes:]
         self._state = keep.reset_index(drop=True)
         return flagged, classes, reasons, victim
+
+    def _tag_probers(self, frame: pd.DataFrame, crossing: pd.DataFrame, flagged: np.ndarray, classes: np.ndarray,
+                     reasons: np.ndarray) -> None:
+        """Flag every flow (answered ones too) from a source that sent crafted probes to its destination, in
+        the window it did and the next; ``crossing`` holds this chunk's probes that crossed ``crafted``."""
+        for key, last in crossing.groupby(["src", "dst"])["w"].max().items():
+            self._prober[key] = max(int(last), self._prober.get(key, -1))
+        if not self._prober:
+            return
+        src, dst = _addresses(frame, SRC), _addresses(frame, DST)
+        w = _numbers(frame, TIME) // int(self.config.window_s * 1000)
+        timed = pd.to_numeric(frame[TIME], errors="coerce").notna().to_numpy()
+        # Both ways: the answers a meter splits off into flows of their own are part of the probing.
+        last = np.fromiter((max(self._prober.get((a, b), -2), self._prober.get((b, a), -2))
+                            for a, b in zip(src, dst)), np.int64, len(frame))
+        tagged = timed & (last >= 0) & (w >= last - 1) & (w <= last + 1) & ~flagged
+        if tagged.any():
+            flagged[tagged] = True
+            classes[tagged] = SCAN_CLASS
+            reasons[tagged] = (f"crafted flags: probes with TCP flags no stack opens with went between these two "
+                               f"hosts within {self.config.window_s:g} s")
+        # Forget probers not seen for two windows, and keep the map bounded.
+        latest = int(w[timed].max()) if timed.any() else max(self._prober.values())
+        self._prober = {k: v for k, v in self._prober.items() if v >= latest - 1}
+        if len(self._prober) > self.config.max_probes:
+            self._prober = dict(sorted(self._prober.items(), key=lambda kv: kv[1])[-self.config.max_probes:])
 
     def apply(self, frame: pd.DataFrame, classes: np.ndarray,
               alerts: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray] | None]:
