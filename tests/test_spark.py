@@ -91,10 +91,11 @@ def _detect(model_dir: Path, path: Path, folder: Path, suppress: SuppressConfig)
     folder.mkdir(parents=True, exist_ok=True)
     table, eve = folder / f"{path.name}.verdicts.csv", folder / f"{path.name}.eve.jsonl"
     with open(table, "w", newline="") as fh:
-        detect_file(detector, path, fh, "csv", progress=False, rejects_dir=folder, suppress=suppress, sensor=SENSOR)
+        detect_file(detector, path, fh, "csv", progress=False, rejects_dir=folder, suppress=suppress, sensor=SENSOR,
+                    host_context=None)
     with open(eve, "w") as fh:
         detect_file(detector, path, fh, "jsonl", only_alerts=True, progress=False, rejects_dir=folder,
-                    suppress=suppress, sensor=SENSOR)
+                    suppress=suppress, sensor=SENSOR, host_context=None)
     with open(table, newline="") as fh:
         verdicts = {int(r["row"]): r for r in csv.DictReader(fh)}
     rejects_file = folder / rejects_name(path)
