@@ -37,7 +37,11 @@ def test_adapt_recalibrates_on_the_network_and_saves_a_loadable_model(base_model
     assert manifest["adapted_from"] == str(base_model)
     assert manifest["training_data"]["adapted_to"]["flows"]["network_held_back"] > 0
     before, after = manifest["metrics"]["adapted"]["before"], manifest["metrics"]["adapted"]["after"]
-    assert set(before) == set(after) == {"held_back_far", "attack_detection"}
+    assert set(before) == set(after) == {"held_back_far", "attack_detection", "held_back_far_context",
+                                         "attack_detection_context"}
+    # Host context is not adapted and only adds alerts: with it, detection is never below the model's.
+    assert all(r["attack_detection_context"] >= r["attack_detection"] for r in (before, after))
+    assert "with host context" in text
     assert adapted.threshold_ >= load_model(base_model).threshold_  # never below the model's own policy
     json.dumps(manifest)  # the record stays plain JSON
 

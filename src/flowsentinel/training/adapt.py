@@ -17,7 +17,9 @@ taken as benign) goes in; out comes a model that has seen it:
    of the network's threshold flows.
 4. The false-alarm rate on the held-back flows and the detection rate on
    attack flows (``attacks``: by default the shared ``check`` captures, for
-   reporting only) are measured before and after.
+   reporting only) are measured before and after, by the model alone and
+   with host context beside it, as ``detect`` runs (host context itself is
+   not adapted).
 """
 
 from __future__ import annotations
@@ -92,7 +94,9 @@ class AdaptResult:
                 {"when": "after", **self.after, "threshold": self.threshold[1]}]
         cols = [Column("when", ""), Column("threshold", "threshold", "{:.4f}"),
                 Column("held_back_far", "false-alarm rate on held-back network flows", "{:.4f}"),
-                Column("attack_detection", "detection on attack flows", "{:.4f}")]
+                Column("attack_detection", "detection on attack flows", "{:.4f}"),
+                Column("held_back_far_context", "false-alarm rate, with host context", "{:.4f}"),
+                Column("attack_detection_context", "detection, with host context", "{:.4f}")]
         return render(rows, cols, "text")
 
 
@@ -121,11 +125,23 @@ def _parts(flows: pd.DataFrame, shares, seed: int) -> tuple[np.ndarray, np.ndarr
 
 
 def _rates(detector, held_back: pd.DataFrame, attacks: pd.DataFrame | None) -> dict[str, float | None]:
-    far = float(detector.is_alert(held_back).mean()) if len(held_back) else None
-    det = None
-    if attacks is not None and len(attacks):
-        det = float(detector.is_alert(attacks).mean())
-    return {"held_back_far": far, "attack_detection": det}
+    """False alarms on the held-back flows and detection on the attack flows, by the model alone and with
+    host context beside it (as ``detect`` runs; each capture counted on its own). Host context is not
+    adapted: only the model's part can change."""
+    from ..serving.context import HostContext
+
+    def both(frame: pd.DataFrame) -> tuple[float | None, float | None]:
+        if not len(frame):
+            return None, None
+        alone = detector.is_alert(frame)
+        units = frame["Capture"].fillna("").astype(str).to_numpy() if "Capture" in frame.columns else \
+            np.zeros(len(frame), int)
+        return float(alone.mean()), float((alone | HostContext.flags_per_unit(frame, units)).mean())
+
+    far, far_context = both(held_back)
+    det, det_context = both(attacks) if attacks is not None else (None, None)
+    return {"held_back_far": far, "held_back_far_context": far_context, "attack_detection": det,
+            "attack_detection_context": det_context}
 
 
 def adapt_model(base_dir: str | Path, benign: list[Any], output_dir: str | Path, config: AdaptConfig = AdaptConfig(),
