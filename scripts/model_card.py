@@ -42,6 +42,8 @@ def kind_of(group: str, source: str) -> str:
         return "benign application captures"
     if "pcaps/attacks/" in group:
         return "attack captures"
+    if "attack-captures/" in group:
+        return "recorded attack captures (nmap, hping3)"
     if source.startswith("nf-cse-cic-ids2018"):
         return "NF-CSE-CIC-IDS2018-v2 rows"
     if source.startswith("nf-bot-iot"):
