@@ -133,6 +133,10 @@ def test_replayed_captures_come_out_as_verdicts_and_alerts(pcaps, exporter_model
     # Host context runs in collect as in detect: the scan's 29 probes of one host are all flagged.
     assert share[ATTACKS[0]] == 1.0
     assert any(v["flowsentinel"].get("host_context", "").startswith("vertical scan") for v in per_capture[ATTACKS[0]])
+    # The spoofed SYN flood (each SYN its own source and destination) and the ping sweep, through host context.
+    assert share[ATTACKS[1]] >= 0.9 and share[ATTACKS[2]] >= 0.9
+    assert any(v["flowsentinel"].get("host_context", "").startswith("half-open burst") for v in per_capture[ATTACKS[1]])
+    assert any(v["flowsentinel"].get("host_context", "").startswith("horizontal scan") for v in per_capture[ATTACKS[2]])
     summary = stderr[-1]
     assert summary.startswith("collect: packets ") and f"scored {len(verdicts):,}" in summary
     assert "malformed 0" in summary and "kernel drops 0" in summary
