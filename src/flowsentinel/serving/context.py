@@ -202,37 +202,42 @@ def _is_group_address(text: str) -> bool:
 def _counts(rows: pd.DataFrame) -> tuple[np.ndarray, ...]:
     """:func:`_window_counts` in two tumbling windows half a window apart, the larger of each count: a
     burst that straddles one window's end lies whole in the other's."""
-    first, second = _window_counts(rows, "w"), _window_counts(rows, "w2")
+    src, dst, svc = (pd.factorize(rows[c].to_numpy())[0] for c in ("src", "dst", "svc"))
+    proto = rows["proto"].to_numpy().astype(np.int64)
+    flags = tuple(rows[c].to_numpy(bool) for c in ("answered", "half_open", "crafted"))
+    first, second = (_window_counts(rows[c].to_numpy(np.int64), src, dst, svc, proto, *flags) for c in ("w", "w2"))
     return tuple(np.maximum(a, b) for a, b in zip(first, second))
 
 
-def _window_counts(rows: pd.DataFrame, window: str) -> tuple[np.ndarray, ...]:
-    """For each probe: the services its source probes on its destination, the destinations its source
-    probes on its service, the sources probing its destination, the probes of its source to its service
-    of its destination, the sources of half-open SYNs in its window (on every host; 0 for a probe that is not one) and the crafted probes of its
-    source to its destination, all within its window."""
-    w, src, dst, svc = (pd.factorize(rows[c].to_numpy())[0] for c in (window, "src", "dst", "svc"))
-    proto = rows["proto"].to_numpy().astype(np.int64)
+def _window_counts(w: np.ndarray, src: np.ndarray, dst: np.ndarray, svc: np.ndarray, proto: np.ndarray,
+                   answered: np.ndarray, half_open: np.ndarray, crafted: np.ndarray) -> tuple[np.ndarray, ...]:
+    """For each probe, within its window: the services its source probes on its destination, the
+    destinations its source probes on its service, the sources probing its destination, the probes of its
+    source to its service of its destination, the sources of half-open SYNs (on every host; 0 for a probe
+    that is not one) and the crafted probes of its source to its destination."""
+    w = w - w.min()
     by_pair = _group(w, src, dst)
     by_service = _group(w, proto, src, svc)
     by_victim = _group(w, dst)
     by_probe = _group(by_pair, svc)
     # Answered echo requests count towards a sweep only (a live network answers a ping sweep).
-    strict = ~rows["answered"].to_numpy(bool)
-    vertical, fan_in, repeat = (np.zeros(len(rows), np.int64) for _ in range(3))
-    if strict.any():
-        vertical[strict] = _distinct(_group(by_pair[strict]), svc[strict])
-        fan_in[strict] = _distinct(_group(by_victim[strict]), src[strict])
-        probes = _group(by_probe[strict])
-        repeat[strict] = np.bincount(probes)[probes]
-    half_open = rows["half_open"].to_numpy(bool)
-    crafted = rows["crafted"].to_numpy(bool)
+    if answered.any():
+        strict = ~answered
+        vertical, fan_in, repeat = (np.zeros(len(w), np.int64) for _ in range(3))
+        if strict.any():
+            vertical[strict] = _distinct(by_pair[strict], svc[strict])
+            fan_in[strict] = _distinct(by_victim[strict], src[strict])
+            repeat[strict] = np.bincount(by_probe[strict], minlength=int(by_probe.max()) + 1)[by_probe[strict]]
+    else:
+        vertical, fan_in = _distinct(by_pair, svc), _distinct(by_victim, src)
+        repeat = np.bincount(by_probe)[by_probe]
     # Sources of half-open SYNs per window: a spoofed flood's every SYN has its own.
-    half_open_sources = np.zeros(len(rows), np.int64)
+    half_open_sources = np.zeros(len(w), np.int64)
     if half_open.any():
         half_open_sources[half_open] = _distinct(w[half_open], src[half_open])
-    return (vertical, _distinct(by_service, dst), fan_in, repeat, half_open_sources,
-            np.bincount(by_pair, weights=crafted).astype(np.int64)[by_pair])
+    crafted_pairs = np.bincount(by_pair, weights=crafted).astype(np.int64)[by_pair] if crafted.any() else \
+        np.zeros(len(w), np.int64)
+    return vertical, _distinct(by_service, dst), fan_in, repeat, half_open_sources, crafted_pairs
 
 
 def _group(*codes: np.ndarray) -> np.ndarray:
