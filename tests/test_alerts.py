@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import ipaddress
 import json
@@ -12,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flowsentinel.alerting.community_id import community_id, community_ids
+from flowsentinel.alerting.community_id import community_id, community_ids, sha1_short
 from flowsentinel.alerting.ndpi import ndpi_name
 from flowsentinel.alerting.suppress import SuppressConfig
 from flowsentinel.io.alerts import CSV_FIELDS, AlertWriter
@@ -63,6 +64,30 @@ def test_community_id_matches_the_spec_baselines(seed, column):
     got = community_ids([r[1] for r in v], [r[2] for r in v], [r[0] for r in v], [r[3] or 0 for r in v],
                         [r[4] or 0 for r in v], seed=seed)
     assert got.tolist() == [r[column] for r in v]
+
+
+def test_columnwise_sha1_is_hashlibs_for_every_one_block_length():
+    rng = np.random.default_rng(7)
+    sizes = np.r_[np.arange(56), rng.integers(0, 56, 40_000)]  # more rows than one round of _SHA1_ROWS
+    messages = rng.integers(0, 256, (len(sizes), 55), dtype=np.uint8)
+    got = sha1_short(messages, sizes)
+    assert [bytes(got[i]) for i in range(len(sizes))] == [
+        hashlib.sha1(messages[i, :k].tobytes()).digest() for i, k in enumerate(sizes.tolist())]
+
+
+def test_community_ids_of_many_flows_are_those_of_one_flow_at_a_time():
+    rng = np.random.default_rng(3)
+    n = 500
+    v4 = [f"10.{a}.{b}.{c}" for a, b, c in rng.integers(0, 256, (n, 3)).tolist()]
+    v6 = [f"fe80::{a:x}:{b:x}" for a, b in rng.integers(0, 65536, (n, 2)).tolist()]
+    src = [v6[i] if i % 7 == 0 else v4[i] for i in range(n)]
+    dst = [v6[-i] if i % 7 == 0 else v4[-i] for i in range(n)]
+    proto = rng.choice([1, 6, 17, 47, 58, 132], n)
+    sport, dport = rng.integers(0, 65536, n), rng.integers(0, 65536, n)
+    sport[proto == 1] %= 20
+    got = community_ids(src, dst, proto, sport, dport, seed=5)
+    assert got.tolist() == [community_ids([s], [d], [p], [a], [b], seed=5)[0]
+                            for s, d, p, a, b in zip(src, dst, proto, sport, dport)]
 
 
 @pytest.mark.parametrize("proto, src, dst, sport, dport, expected", SPEC_TABLE)
