@@ -90,6 +90,13 @@ def _csv_cells(values) -> np.ndarray:
     return table[np.where(codes < 0, len(uniques), codes)]
 
 
+def _plain_cells(values: np.ndarray) -> np.ndarray:
+    """Cells of text that never needs quoting (Community IDs: ``1:`` and base64), ``""`` where missing."""
+    cells = np.array(values, dtype=object)
+    cells[np.equal(cells, None)] = ""
+    return cells
+
+
 class AlertWriter:
     """Writes the verdicts of scored frames to ``fh``.
 
@@ -252,7 +259,7 @@ class AlertWriter:
             json_fixed(np.asarray(scores)[keep]), _csv_cells(np.asarray(classes, dtype=object)[keep]),
             np.where(alerts[keep], "1", "0").astype(object),
             empty if true_classes is None else _csv_cells(np.asarray(true_classes, dtype=object)[keep]),
-            empty if cid is None else _csv_cells(cid), empty if app is None else _csv_cells(app), explanations,
+            empty if cid is None else _plain_cells(cid), empty if app is None else _csv_cells(app), explanations,
         ]
         parts = [fields[0]]
         for f in fields[1:]:
