@@ -61,16 +61,15 @@ def _packed(values: np.ndarray) -> tuple[np.ndarray, list[bytes | None]]:
     return codes, packed
 
 
-def _address_matrix(codes: np.ndarray, packed: list[bytes | None], width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of address bytes ``(n, width)`` and whether each row has an address of that width."""
-    table = np.zeros((len(packed) + 1, width), dtype=np.uint8)  # last row: missing
+def _address_table(packed: list[bytes | None], width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct addresses' bytes ``(n_distinct + 1, width)`` (last row: missing) and which have that width."""
+    table = np.zeros((len(packed) + 1, width), dtype=np.uint8)
     ok = np.zeros(len(packed) + 1, dtype=bool)
     for i, p in enumerate(packed):
         if p is not None and len(p) == width:
             table[i] = np.frombuffer(p, dtype=np.uint8)
             ok[i] = True
-    idx = np.where(codes < 0, len(packed), codes)
-    return table[idx], ok[idx]
+    return table, ok
 
 
 def _lexical_less(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -130,19 +129,34 @@ def community_ids(src, dst, proto, sport, dport, seed: int = 0) -> np.ndarray:
             dport[rows] = np.where(other < 0, dport[rows], other)
     s_codes, s_packed = _packed(np.asarray(src, dtype=object))
     d_codes, d_packed = _packed(np.asarray(dst, dtype=object))
+    s_idx = np.where(s_codes < 0, len(s_packed), s_codes)
+    d_idx = np.where(d_codes < 0, len(d_packed), d_codes)
     seed_bytes = np.frombuffer(int(seed).to_bytes(2, "big"), dtype=np.uint8)
     for width in (4, 16):
-        s_addr, s_ok = _address_matrix(s_codes, s_packed, width)
-        d_addr, d_ok = _address_matrix(d_codes, d_packed, width)
-        rows = np.flatnonzero(s_ok & d_ok)
+        s_table, s_ok = _address_table(s_packed, width)
+        d_table, d_ok = _address_table(d_packed, width)
+        if not (s_ok.any() and d_ok.any()):
+            continue
+        rows = np.flatnonzero(s_ok[s_idx] & d_ok[d_idx])
         if len(rows) == 0:
             continue
-        sa, da, sp, dp = s_addr[rows], d_addr[rows], sport[rows], dport[rows]
-        less, equal = _lexical_less(sa, da)
+        si, di, sp, dp = s_idx[rows], d_idx[rows], sport[rows], dport[rows]
+        if width == 4:  # big-endian integers compare as their bytes do
+            sa, da = s_table.view(">u4").ravel()[si], d_table.view(">u4").ravel()[di]
+            less, equal = sa < da, sa == da
+        else:
+            sa, da = s_table[si], d_table[di]
+            less, equal = _lexical_less(sa, da)
         keep = one_way[rows] | less | (equal & (sp < dp))
-        first = np.where(keep[:, None], sa, da)
-        second = np.where(keep[:, None], da, sa)
-        p1, p2 = np.where(keep, sp, dp), np.where(keep, dp, sp)
+        if width == 4:
+            first = np.where(keep, sa, da).astype(">u4").view(np.uint8).reshape(-1, 4)
+            second = np.where(keep, da, sa).astype(">u4").view(np.uint8).reshape(-1, 4)
+        else:
+            first = np.where(keep[:, None], sa, da)
+            second = np.where(keep[:, None], da, sa)
+        ports = np.empty((len(rows), 2), dtype=">u2")  # each port's two low bytes, big-endian
+        ports[:, 0] = np.where(keep, sp, dp) & 0xFFFF
+        ports[:, 1] = np.where(keep, dp, sp) & 0xFFFF
         ported = np.isin(proto[rows], PORTED_PROTOCOLS)
         length = 2 + 2 * width + 2 + 4
         buf = np.zeros((len(rows), length), dtype=np.uint8)
@@ -150,8 +164,7 @@ def community_ids(src, dst, proto, sport, dport, seed: int = 0) -> np.ndarray:
         buf[:, 2:2 + width] = first
         buf[:, 2 + width:2 + 2 * width] = second
         buf[:, 2 + 2 * width] = proto[rows] & 0xFF
-        ports = np.stack([p1 >> 8, p1, p2 >> 8, p2], axis=1) & 0xFF
-        buf[:, length - 4:] = ports
+        buf[:, length - 4:] = ports.view(np.uint8)
         sizes = np.where(ported, length, length - 4)
         out[rows] = _base64_digests(sha1_short(buf, sizes))
     return out
