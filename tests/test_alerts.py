@@ -288,6 +288,42 @@ def test_csv_rows_parse_and_hold_every_flow(sample_frame):
     assert [float(r["score"]) for r in rows] == pytest.approx(scores, abs=1e-6)
 
 
+@pytest.mark.parametrize("case", ["plain", "nan ports", "quoted class", "no addresses", "float rows", "only alerts"])
+def test_csv_lines_joined_by_pyarrow_are_those_joined_in_python(sample_frame, monkeypatch, case):
+    import flowsentinel.io.alerts as alerts_module
+
+    frame = sample_frame.head(300).copy()
+    rows = np.arange(len(frame)) + 2
+    options = {}
+    if case == "nan ports":
+        frame["L4_SRC_PORT"] = frame["L4_SRC_PORT"].astype(float)
+        frame.loc[frame.index[::7], "L4_SRC_PORT"] = np.nan
+    elif case == "quoted class":
+        frame.loc[frame.index[3], "Attack"] = 'odd, "quoted" class'
+    elif case == "no addresses":
+        frame = frame.drop(columns=["IPV4_SRC_ADDR", "IPV4_DST_ADDR"])
+    elif case == "float rows":
+        rows = rows.astype(float)
+    elif case == "only alerts":
+        options["only_alerts"] = True
+    scores, classes, alerts = scored(frame)
+
+    def text():
+        out = io.StringIO()
+        w = AlertWriter(out, "csv", threshold=0.5, **options)
+        w.write(frame, scores, np.asarray(classes, dtype=object), alerts, rows, frame["Attack"].to_numpy())
+        w.finish()
+        return out.getvalue(), w.n_written
+
+    joined = []
+    arrow = alerts_module._csv_text_arrow
+    monkeypatch.setattr(alerts_module, "_csv_text_arrow", lambda *a: joined.append(arrow(*a)) or joined[-1])
+    fast = text()
+    assert (joined[0] is None) == (case == "quoted class")  # a quoted cell: pyarrow refuses, Python joins
+    monkeypatch.setattr(alerts_module, "_csv_text_arrow", lambda fields, empty: None)
+    assert fast == text()
+
+
 def test_only_alerts_and_bad_format(sample_frame):
     frame = sample_frame.head(200)
     scores, classes, alerts = scored(frame)
