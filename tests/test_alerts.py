@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import ipaddress
 import json
@@ -12,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flowsentinel.alerting.community_id import community_id, community_ids
+from flowsentinel.alerting.community_id import community_id, community_ids, sha1_short
 from flowsentinel.alerting.ndpi import ndpi_name
 from flowsentinel.alerting.suppress import SuppressConfig
 from flowsentinel.io.alerts import CSV_FIELDS, AlertWriter
@@ -63,6 +64,32 @@ def test_community_id_matches_the_spec_baselines(seed, column):
     got = community_ids([r[1] for r in v], [r[2] for r in v], [r[0] for r in v], [r[3] or 0 for r in v],
                         [r[4] or 0 for r in v], seed=seed)
     assert got.tolist() == [r[column] for r in v]
+
+
+def test_columnwise_sha1_is_hashlibs_for_every_one_block_length():
+    rng = np.random.default_rng(7)
+    sizes = np.r_[np.arange(56), rng.integers(0, 56, 40_000)]  # more rows than one round of _SHA1_ROWS
+    messages = rng.integers(0, 256, (len(sizes), 55), dtype=np.uint8)
+    got = sha1_short(messages, sizes)
+    assert [bytes(got[i]) for i in range(len(sizes))] == [
+        hashlib.sha1(messages[i, :k].tobytes()).digest() for i, k in enumerate(sizes.tolist())]
+
+
+def test_community_ids_of_many_flows_are_those_of_one_flow_at_a_time():
+    rng = np.random.default_rng(3)
+    n = 500
+    v4 = [f"10.{a}.{b}.{c}" for a, b, c in rng.integers(0, 256, (n, 3)).tolist()]
+    v6 = [f"fe80::{a:x}:{b:x}" for a, b in rng.integers(0, 65536, (n, 2)).tolist()]
+    src = [v6[i] if i % 7 == 0 else v4[i] for i in range(n)]
+    dst = [v6[-i] if i % 7 == 0 else v4[-i] for i in range(n)]
+    dst[1::11] = src[1::11]  # the same address both ways: the ports decide the order
+    dst[2::13] = v6[2::13]  # mixed families: no hash
+    proto = rng.choice([1, 6, 17, 47, 58, 132], n)
+    sport, dport = rng.integers(0, 65536, n), rng.integers(0, 65536, n)
+    sport[proto == 1] %= 20
+    got = community_ids(src, dst, proto, sport, dport, seed=5)
+    assert got.tolist() == [community_ids([s], [d], [p], [a], [b], seed=5)[0]
+                            for s, d, p, a, b in zip(src, dst, proto, sport, dport)]
 
 
 @pytest.mark.parametrize("proto, src, dst, sport, dport, expected", SPEC_TABLE)
@@ -259,6 +286,42 @@ def test_csv_rows_parse_and_hold_every_flow(sample_frame):
     assert rows[0]["true_class"] == 'odd, "quoted" class'
     assert [r["alert"] for r in rows] == [str(int(a)) for a in alerts]
     assert [float(r["score"]) for r in rows] == pytest.approx(scores, abs=1e-6)
+
+
+@pytest.mark.parametrize("case", ["plain", "nan ports", "quoted class", "no addresses", "float rows", "only alerts"])
+def test_csv_lines_joined_by_pyarrow_are_those_joined_in_python(sample_frame, monkeypatch, case):
+    import flowsentinel.io.alerts as alerts_module
+
+    frame = sample_frame.head(300).copy()
+    rows = np.arange(len(frame)) + 2
+    options = {}
+    if case == "nan ports":
+        frame["L4_SRC_PORT"] = frame["L4_SRC_PORT"].astype(float)
+        frame.loc[frame.index[::7], "L4_SRC_PORT"] = np.nan
+    elif case == "quoted class":
+        frame.loc[frame.index[3], "Attack"] = 'odd, "quoted" class'
+    elif case == "no addresses":
+        frame = frame.drop(columns=["IPV4_SRC_ADDR", "IPV4_DST_ADDR"])
+    elif case == "float rows":
+        rows = rows.astype(float)
+    elif case == "only alerts":
+        options["only_alerts"] = True
+    scores, classes, alerts = scored(frame)
+
+    def text():
+        out = io.StringIO()
+        w = AlertWriter(out, "csv", threshold=0.5, **options)
+        w.write(frame, scores, np.asarray(classes, dtype=object), alerts, rows, frame["Attack"].to_numpy())
+        w.finish()
+        return out.getvalue(), w.n_written
+
+    joined = []
+    arrow = alerts_module._csv_text_arrow
+    monkeypatch.setattr(alerts_module, "_csv_text_arrow", lambda *a: joined.append(arrow(*a)) or joined[-1])
+    fast = text()
+    assert (joined[0] is None) == (case == "quoted class")  # a quoted cell: pyarrow refuses, Python joins
+    monkeypatch.setattr(alerts_module, "_csv_text_arrow", lambda fields, empty: None)
+    assert fast == text()
 
 
 def test_only_alerts_and_bad_format(sample_frame):

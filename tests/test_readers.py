@@ -189,3 +189,25 @@ def test_real_sample_slice_reads_clean(sample_frame):
     assert len(sample_frame) == 6000
     assert set(sample_frame["Attack"]) <= {"Benign", "DDoS", "DoS", "Reconnaissance", "Theft"}
     assert (sample_frame["FLOW_DURATION_MILLISECONDS"] >= 0).all()
+
+
+def test_block_cuts_fall_after_the_last_line_end_outside_quotes():
+    import random
+
+    from flowsentinel.io.inputs import _safe_cut
+
+    def reference(buf: bytes) -> int:
+        inside, cut = False, 0
+        for i, byte in enumerate(buf):
+            if byte == 0x22:
+                inside = not inside
+            elif byte == 0x0A and not inside:
+                cut = i + 1
+        return cut or (buf.rfind(b"\n") + 1)  # unbalanced quotes everywhere: the last line end
+
+    rng = random.Random(0)
+    pieces = [b'"', b"\n", b"a", b",", b'""']
+    buffers = [b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 40))) for _ in range(5000)]
+    buffers.append(b'1,"a\nb",2\n' * 50 + b'"stray\n' + b"x,y\n" * 200)  # more line ends than the walk back tries
+    for buf in buffers:
+        assert _safe_cut(buf) == reference(buf), buf

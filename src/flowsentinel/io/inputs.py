@@ -505,6 +505,10 @@ class FlowText:
             length += len(data)
 
 
+# Line ends _safe_cut tries from the end before it indexes every quote and line end of the block.
+_CUT_TRIES = 64
+
+
 def _safe_cut(buf: bytes) -> int:
     """Offset just past the last line end of ``buf`` that lies outside double quotes (0 if none)."""
     last = buf.rfind(b"\n")
@@ -512,6 +516,19 @@ def _safe_cut(buf: bytes) -> int:
         return 0
     if buf.find(b'"', 0, last) < 0:
         return last + 1
+    # A line end is outside quotes where an even number of quotes comes before it. Walk back over
+    # the last few line ends, counting quotes with bytes.count (a pass in C, no index arrays): in
+    # a file with quoted fields the last line end is nearly always the one.
+    quotes = buf.count(b'"', 0, last)
+    end = last
+    for _ in range(_CUT_TRIES):
+        if quotes % 2 == 0:
+            return end + 1
+        before = buf.rfind(b"\n", 0, end)
+        if before < 0:
+            break
+        quotes -= buf.count(b'"', before, end)
+        end = before
     arr = np.frombuffer(buf, dtype=np.uint8, count=last + 1)
     quotes = np.flatnonzero(arr == 0x22)
     ends = np.flatnonzero(arr == 0x0A)
