@@ -56,7 +56,8 @@ def main() -> int:
     attacks = check[check[ATTACK_COLUMN] != BENIGN_CLASS]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.output_dir or Path(tmp) / "adapted")
-        result = adapt_model(args.model_dir, [str(p) for p in learn], out, AdaptConfig(epochs=args.epochs))
+        result = adapt_model(args.model_dir, [str(p) for p in learn], out, AdaptConfig(epochs=args.epochs),
+                             beside=HostContext.per_capture)
         rows = []
         for when, directory in (("before", args.model_dir), ("after", out)):
             detector = load_model(directory, engine="auto")
@@ -75,7 +76,7 @@ def main() -> int:
                         Column("far", "FAR, other half", "{:.4f}"),
                         Column("far_context", "FAR, other half, with host context", "{:.4f}"),
                         *[Column(n, f"{n}: model / with host context") for n in names]]))
-    print("\nadapt's own table (its held-back share of the first half, and the check attack flows, model alone):\n")
+    print("\nadapt's own table (its held-back share of the first half, and the check attack flows):\n")
     print(result.table())
     return 0
 

@@ -28,11 +28,12 @@ def add_arguments(a: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..serving.context import HostContext
     from ..training.adapt import AdaptConfig, adapt_model
 
     result = adapt_model(args.model_dir, args.benign, args.output_dir,
                          AdaptConfig(target_far=args.target_far, epochs=args.epochs, seed=args.seed),
-                         train_data=args.train_data, attacks=args.attacks)
+                         train_data=args.train_data, attacks=args.attacks, beside=HostContext.per_capture)
     print(f"adapted {args.model_dir} -> {result.output_dir}")
     print("flows: " + ", ".join(f"{k} {v:,}" for k, v in result.flows.items()))
     print(result.table())

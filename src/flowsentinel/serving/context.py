@@ -445,6 +445,14 @@ class HostContext:
         return classes, alerts, notes
 
     @classmethod
+    def per_capture(cls, frame: pd.DataFrame, config: HostContextConfig = HostContextConfig()) -> np.ndarray:
+        """:meth:`flags_per_unit` with each capture (``Capture`` column) on its own; a frame without that
+        column is one unit."""
+        units = frame["Capture"].fillna("").astype(str).to_numpy() if "Capture" in frame.columns else \
+            np.zeros(len(frame), int)
+        return cls.flags_per_unit(frame, units, config)
+
+    @classmethod
     def flags_per_unit(cls, frame: pd.DataFrame, units, config: HostContextConfig = HostContextConfig()) -> np.ndarray:
         """Host context's verdicts with each unit of flows (``units``: a label per flow, e.g. its capture)
         counted on its own, as ``detect`` sees one capture at a time."""

@@ -17,9 +17,10 @@ taken as benign) goes in; out comes a model that has seen it:
    of the network's threshold flows.
 4. The false-alarm rate on the held-back flows and the detection rate on
    attack flows (``attacks``: by default the shared ``check`` captures, for
-   reporting only) are measured before and after, by the model alone and
-   with host context beside it, as ``detect`` runs (host context itself is
-   not adapted).
+   reporting only) are measured before and after, by the model alone and,
+   where the caller passes the flags of a stage run beside the model
+   (``flowsentinel adapt`` passes host context's, as ``detect`` runs; that
+   stage is not adapted), with it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -124,19 +125,16 @@ def _parts(flows: pd.DataFrame, shares, seed: int) -> tuple[np.ndarray, np.ndarr
     return np.arange(a), np.arange(a, b), np.arange(b, n), {"learn": names, "threshold": names, "report": names}
 
 
-def _rates(detector, held_back: pd.DataFrame, attacks: pd.DataFrame | None) -> dict[str, float | None]:
-    """False alarms on the held-back flows and detection on the attack flows, by the model alone and with
-    host context beside it (as ``detect`` runs; each capture counted on its own). Host context is not
-    adapted: only the model's part can change."""
-    from ..serving.context import HostContext
+def _rates(detector, held_back: pd.DataFrame, attacks: pd.DataFrame | None,
+           beside: Callable[[pd.DataFrame], np.ndarray] | None = None) -> dict[str, float | None]:
+    """False alarms on the held-back flows and detection on the attack flows, by the model alone and, where
+    ``beside`` gives the flags of a stage run beside the model (``detect``'s host context), with it."""
 
     def both(frame: pd.DataFrame) -> tuple[float | None, float | None]:
         if not len(frame):
             return None, None
         alone = detector.is_alert(frame)
-        units = frame["Capture"].fillna("").astype(str).to_numpy() if "Capture" in frame.columns else \
-            np.zeros(len(frame), int)
-        return float(alone.mean()), float((alone | HostContext.flags_per_unit(frame, units)).mean())
+        return float(alone.mean()), (float((alone | beside(frame)).mean()) if beside is not None else None)
 
     far, far_context = both(held_back)
     det, det_context = both(attacks) if attacks is not None else (None, None)
@@ -145,8 +143,13 @@ def _rates(detector, held_back: pd.DataFrame, attacks: pd.DataFrame | None) -> d
 
 
 def adapt_model(base_dir: str | Path, benign: list[Any], output_dir: str | Path, config: AdaptConfig = AdaptConfig(),
-                *, train_data: list[Any] | None = None, attacks: list[Any] | None = None) -> AdaptResult:
-    """Adapt the model in ``base_dir`` to benign flows of the guarded network; save it to ``output_dir``."""
+                *, train_data: list[Any] | None = None, attacks: list[Any] | None = None,
+                beside: Callable[[pd.DataFrame], np.ndarray] | None = None) -> AdaptResult:
+    """Adapt the model in ``base_dir`` to benign flows of the guarded network; save it to ``output_dir``.
+
+    ``beside``: the flags of a stage that scoring runs beside the model and that adapting leaves as it is
+    (the command line passes host context's, each capture on its own); the rates are then also given
+    with it."""
     from ..persistence import load_model, save_model
     from ..sources import load_sources, parse_sources
 
@@ -171,7 +174,7 @@ def adapt_model(base_dir: str | Path, benign: list[Any], output_dir: str | Path,
             if attacks:
                 raise
             log.warning("no attack flows to report detection on (%s)", exc)
-    before = _rates(base, held_back, attack_flows)
+    before = _rates(base, held_back, attack_flows, beside)
     threshold_before = float(base.threshold_)
 
     # The original training flows, as the model's own run split them.
@@ -198,7 +201,7 @@ def adapt_model(base_dir: str | Path, benign: list[Any], output_dir: str | Path,
     own = float(base.threshold_)
     network_threshold = ThresholdPolicy(target_far=config.target_far).fit(base.decision_function(calibrate))
     base.threshold_ = max(own, network_threshold)
-    after = _rates(base, held_back, attack_flows)
+    after = _rates(base, held_back, attack_flows, beside)
     flows = {"original": int(len(original)), "network_learn": int(len(learn)), "network_threshold": int(len(calibrate)),
              "network_held_back": int(len(held_back)), "attacks": 0 if attack_flows is None else int(len(attack_flows))}
     save_model(base, output_dir, metrics={**manifest.get("metrics", {}), "adapted": {"before": before, "after": after}},
