@@ -253,3 +253,14 @@ def test_carried_rows_are_each_hosts_latest(window_model, flows):
     expected = part.groupby("IPV4_SRC_ADDR", sort=False).tail(keep)
     assert context.n_rows == len(expected) and context.n_keys == part["IPV4_SRC_ADDR"].nunique()
     assert LINE not in part.columns
+
+
+def test_the_allocator_setting_applies_once_on_linux():
+    """keep_freed_memory (glibc's mallopt) is process-wide and set once; every CLI detect test runs with it."""
+    import sys as _sys
+
+    from flowsentinel.serving.allocator import keep_freed_memory
+
+    applied = keep_freed_memory()
+    assert applied == _sys.platform.startswith("linux")  # glibc here; a no-op elsewhere
+    assert keep_freed_memory() == applied  # once per process

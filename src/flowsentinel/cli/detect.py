@@ -103,6 +103,10 @@ def run(args: argparse.Namespace) -> int:
         if path not in (None, "-"):
             check_output_path(path)  # refused before the model is loaded
     detector = load_detector(model_dir_of(args), args.backend, args.engine, args.threads)
+    if args.input:
+        from ..serving.allocator import keep_freed_memory
+
+        keep_freed_memory()  # a file's chunks reuse the pages freed by the last one
     summary = DetectSummary()
     meter_run = None
     try:
