@@ -479,7 +479,7 @@ class FlowText:
             buf, start = buf[cut:], start + cut
 
     def _block(self, data: bytes, start: int) -> Block:
-        n = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+        n = _count(data, 0x0A, 0, len(data)) + (0 if data.endswith(b"\n") else 1)
         block = Block(data, self._line, n, start)
         self._line += n
         return block
@@ -509,6 +509,14 @@ class FlowText:
 _CUT_TRIES = 64
 
 
+def _count(buf: bytes, byte: int, start: int, end: int) -> int:
+    """How many times ``byte`` occurs in ``buf[start:end]``; numpy's comparison runs without the GIL, which
+    ``bytes.count`` holds for the whole scan of a block while the scoring threads wait."""
+    if end - start < 1 << 16:
+        return buf.count(bytes((byte,)), start, end)
+    return int(np.count_nonzero(np.frombuffer(buf, dtype=np.uint8, count=end - start, offset=start) == byte))
+
+
 def _safe_cut(buf: bytes) -> int:
     """Offset just past the last line end of ``buf`` that lies outside double quotes (0 if none)."""
     last = buf.rfind(b"\n")
@@ -519,7 +527,7 @@ def _safe_cut(buf: bytes) -> int:
     # A line end is outside quotes where an even number of quotes comes before it. Walk back over
     # the last few line ends, counting quotes with bytes.count (a pass in C, no index arrays): in
     # a file with quoted fields the last line end is nearly always the one.
-    quotes = buf.count(b'"', 0, last)
+    quotes = _count(buf, 0x22, 0, last)
     end = last
     for _ in range(_CUT_TRIES):
         if quotes % 2 == 0:
