@@ -290,7 +290,7 @@ def peak_counts(frame: pd.DataFrame, config: HostContextConfig = HostContextConf
              "repeat": 0, "half_open": 0, "crafted": 0}
     if not len(frame) or not context_columns(frame.columns):
         return peaks
-    _, rows = HostContext(config)._probes(frame)
+    _, rows, _ = HostContext(config)._probes(frame)
     if not len(rows):
         return peaks
     vertical, horizontal, fan_in, repeat, half_open, crafted = _counts(rows)
@@ -320,31 +320,36 @@ class HostContext:
         self.n_added = 0  # of those, flows the model had let pass
         self._warned = False
 
-    def _probes(self, frame: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+    def _probes(self, frame: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame, tuple[np.ndarray, ...]]:
+        """The probes' positions in ``frame``, their rows of state, and ``(src, dst, start, timed)`` for
+        every flow of ``frame`` (what :meth:`_tag_probers` matches the probers' pairs on)."""
         # A flow with crafted flags is a probe whatever its packet counts (unanswered probes are resent).
-        strict = probe_mask(frame) | crafted_mask(frame)
+        crafted = crafted_mask(frame)
+        strict = probe_mask(frame) | crafted
         echo = echo_request_mask(frame)
         probe = strict | echo
         dst, src = _addresses(frame, DST), _addresses(frame, SRC)
         codes, uniques = pd.factorize(dst)
         group = np.fromiter((_is_group_address(u) for u in uniques), bool, len(uniques))[codes]
         timed = pd.to_numeric(frame[TIME], errors="coerce").notna().to_numpy()
+        protocol = _numbers(frame, "PROTOCOL")
         # Discovery to group addresses (SSDP, mDNS, broadcasts) is not probing; TCP cannot be multicast or
         # broadcast, so a TCP flow to such an address is counted like any other (a spoofed flood's, say).
-        group &= _numbers(frame, "PROTOCOL") != 6
+        group &= protocol != 6
         idx = np.flatnonzero(probe & ~group & timed & (dst != "") & (src != ""))
-        proto = _numbers(frame, "PROTOCOL")[idx]
+        proto = protocol[idx]
         port = _numbers(frame, "L4_DST_PORT")[idx]
         icmp = np.isin(proto, (1, 58))
         width = int(self.config.window_s * 1000)
-        start = _numbers(frame, TIME)[idx]
+        start_all = _numbers(frame, TIME)
+        start = start_all[idx]
         rows = pd.DataFrame({"w": start // width, "w2": (start + width // 2) // width, "src": src[idx], "dst": dst[idx],
                              # one service per ICMP protocol: a sweep's echo requests and its other types alike
                              "svc": np.where(icmp, -proto, port),
                              "proto": np.select([icmp, proto == 6], [_ICMP, _TCP], _UDP).astype(np.int8),
-                             "half_open": half_open_mask(frame)[idx], "crafted": crafted_mask(frame)[idx],
+                             "half_open": half_open_mask(frame)[idx], "crafted": crafted[idx],
                              "answered": (echo & ~strict)[idx]})
-        return idx, rows
+        return idx, rows, (src, dst, start_all, timed)
 
     def mark(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """``(flagged, classes)`` for the flows of ``frame``; the counts carry on to the next call."""
@@ -366,9 +371,9 @@ class HostContext:
                 log.info("host context: the flows have no %s; scored by the model alone", ", ".join(missing))
                 self._warned = True
             return flagged, classes, reasons, victim
-        idx, rows = self._probes(frame)
+        idx, rows, whole = self._probes(frame)
         if not len(idx):
-            self._tag_probers(frame, rows, flagged, classes, reasons)
+            self._tag_probers(whole, rows, flagged, classes, reasons)
             self.n_flagged += int(flagged.sum())
             return flagged, classes, reasons, victim
         n_old = len(self._state)
@@ -391,7 +396,7 @@ class HostContext:
         classes[idx[scan]] = SCAN_CLASS
         victim[idx[flood & ~scan]] = True
         reasons[idx[hit]] = _reasons(cfg, [(which[hit], count[hit]) for which, count in crossed])
-        self._tag_probers(frame, rows[crossed[0][0]], flagged, classes, reasons)
+        self._tag_probers(whole, rows[crossed[0][0]], flagged, classes, reasons)
         self.n_flagged += int(flagged.sum())
         # Keep the probes of the latest two windows, at most max_probes of them (the newest).
         latest = both["w"].max()
@@ -401,26 +406,30 @@ class HostContext:
         self._state = keep.reset_index(drop=True)
         return flagged, classes, reasons, victim
 
-    def _tag_probers(self, frame: pd.DataFrame, crossing: pd.DataFrame, flagged: np.ndarray, classes: np.ndarray,
-                     reasons: np.ndarray) -> None:
-        """Flag every flow (answered ones too) from a source that sent crafted probes to its destination, in
-        the window it did and the next; ``crossing`` holds this chunk's probes that crossed ``crafted``."""
+    def _tag_probers(self, whole: tuple[np.ndarray, ...], crossing: pd.DataFrame, flagged: np.ndarray,
+                     classes: np.ndarray, reasons: np.ndarray) -> None:
+        """Flag every flow (answered ones too) between a source that sent crafted probes and their
+        destination, in the window it did and those beside it; ``whole`` is :meth:`_probes`'s
+        ``(src, dst, start, timed)`` of the chunk, ``crossing`` this chunk's probes that crossed ``crafted``."""
         for key, last in crossing.groupby(["src", "dst"])["w"].max().items():
             self._prober[key] = max(int(last), self._prober.get(key, -1))
         if not self._prober:
             return
-        src, dst = _addresses(frame, SRC), _addresses(frame, DST)
-        w = _numbers(frame, TIME) // int(self.config.window_s * 1000)
-        timed = pd.to_numeric(frame[TIME], errors="coerce").notna().to_numpy()
-        # Both ways: the answers a meter splits off into flows of their own are part of the probing.
-        last = np.fromiter((max(self._prober.get((a, b), -2), self._prober.get((b, a), -2))
-                            for a, b in zip(src, dst)), np.int64, len(frame))
-        tagged = timed & (last >= 0) & (w >= last - 1) & (w <= last + 1) & ~flagged
-        if tagged.any():
-            flagged[tagged] = True
-            classes[tagged] = SCAN_CLASS
-            reasons[tagged] = (f"crafted flags: probes with TCP flags no stack opens with went between these two "
-                               f"hosts within {self.config.window_s:g} s")
+        src, dst, start, timed = whole
+        w = start // int(self.config.window_s * 1000)
+        # Only flows with both ends among the probers' hosts can belong to a pair (one hash lookup a flow);
+        # those few are matched pair by pair, both ways: the answers a meter splits off are part of it.
+        hosts = list({h for pair in self._prober for h in pair})
+        near = np.flatnonzero(timed & pd.Series(src).isin(hosts).to_numpy() & pd.Series(dst).isin(hosts).to_numpy())
+        if len(near):
+            last = np.fromiter((max(self._prober.get((src[i], dst[i]), -2), self._prober.get((dst[i], src[i]), -2))
+                                for i in near), np.int64, len(near))
+            hit = near[(last >= 0) & (w[near] >= last - 1) & (w[near] <= last + 1) & ~flagged[near]]
+            if len(hit):
+                flagged[hit] = True
+                classes[hit] = SCAN_CLASS
+                reasons[hit] = (f"crafted flags: probes with TCP flags no stack opens with went between these two "
+                                f"hosts within {self.config.window_s:g} s")
         # Forget probers not seen for two windows, and keep the map bounded.
         latest = int(w[timed].max()) if timed.any() else max(self._prober.values())
         self._prober = {k: v for k, v in self._prober.items() if v >= latest - 1}
