@@ -35,7 +35,7 @@ from flowsentinel.training.adapt import AdaptConfig, adapt_model
 def with_context(detector, flows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """The model's alerts, and those with host context added, each capture on its own."""
     alone = detector.is_alert(flows)
-    return alone, alone | HostContext.flags_per_unit(flows, flows["Capture"].astype(str).to_numpy())
+    return alone, alone | HostContext.per_capture(flows)
 
 
 def main() -> int:

@@ -27,12 +27,11 @@ import pandas as pd
 from flowsentinel.evaluation.tables import Column, render
 from flowsentinel.persistence import read_manifest
 from flowsentinel.schema import ATTACK_COLUMN, BENIGN_CLASS
-from flowsentinel.serving.context import HostContextConfig, peak_counts
+from flowsentinel.serving.context import TIME, HostContextConfig, peak_counts
 from flowsentinel.training.experiment import prepared_from_manifest
 
 #: Counts taken over all the flows a sensor sees, not per host.
 LINK_WIDE = ("half_open",)
-TIME = "FLOW_START_MILLISECONDS"
 
 
 def main() -> int:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -144,8 +145,6 @@ def main() -> int:
     if missing:
         raise SystemExit(f"make_attack_captures: missing {', '.join(missing)}; apt-get install iproute2 tcpdump "
                          "nmap hping3")
-    import os
-
     if os.geteuid() != 0:
         raise SystemExit("make_attack_captures: network namespaces need root")
     args.out.mkdir(parents=True, exist_ok=True)
