@@ -288,7 +288,8 @@ def test_csv_rows_parse_and_hold_every_flow(sample_frame):
     assert [float(r["score"]) for r in rows] == pytest.approx(scores, abs=1e-6)
 
 
-@pytest.mark.parametrize("case", ["plain", "nan ports", "quoted class", "no addresses", "float rows", "only alerts"])
+@pytest.mark.parametrize("case", ["plain", "nan ports", "quoted class", "no addresses", "float rows", "only alerts",
+                                  "object addresses", "missing address", "no time", "icmp"])
 def test_csv_lines_joined_by_pyarrow_are_those_joined_in_python(sample_frame, monkeypatch, case):
     import flowsentinel.io.alerts as alerts_module
 
@@ -306,6 +307,17 @@ def test_csv_lines_joined_by_pyarrow_are_those_joined_in_python(sample_frame, mo
         rows = rows.astype(float)
     elif case == "only alerts":
         options["only_alerts"] = True
+    elif case == "object addresses":  # as the meter and the collector build frames
+        frame = frame.astype({"IPV4_SRC_ADDR": object, "IPV4_DST_ADDR": object})
+    elif case == "missing address":
+        frame = frame.astype({"IPV4_SRC_ADDR": object})
+        frame.loc[frame.index[5], "IPV4_SRC_ADDR"] = None
+        frame.loc[frame.index[6], "IPV4_DST_ADDR"] = "not an address"
+    elif case == "no time":
+        frame = frame.drop(columns=[c for c in frame.columns if c.startswith("FLOW_START") or c.startswith("FLOW_END")])
+    elif case == "icmp":
+        frame.loc[frame.index[:20], "PROTOCOL"] = 1
+        frame.loc[frame.index[:20], "L4_DST_PORT"] = 8 * 256
     scores, classes, alerts = scored(frame)
 
     def text():
@@ -322,6 +334,29 @@ def test_csv_lines_joined_by_pyarrow_are_those_joined_in_python(sample_frame, mo
     assert (joined[0] is None) == (case == "quoted class")  # a quoted cell: pyarrow refuses, Python joins
     monkeypatch.setattr(alerts_module, "_csv_text_arrow", lambda fields, empty: None)
     assert fast == text()
+
+
+@pytest.mark.parametrize("dtype", ["str", object])
+def test_text_factors_are_pandas_factorize(dtype):
+    from flowsentinel.alerting.fields import factorize_text
+
+    values = pd.Series(["10.0.0.2", None, "10.0.0.1", "10.0.0.2", "", " 10.0.0.3", None], dtype=dtype)
+    codes, uniques = factorize_text(values)
+    expected_codes, expected_uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
+    assert codes.tolist() == expected_codes.tolist()
+    assert uniques.tolist() == list(expected_uniques)
+
+
+def test_community_id_arrow_column_is_the_strings():
+    from flowsentinel.alerting.community_id import community_id_array
+
+    src = ["1.2.3.4", "5.6.7.8", None, "fe80::1", "10.0.0.1", "bad"]
+    dst = ["5.6.7.8", "1.2.3.4", "1.1.1.1", "fe80::2", "fe80::2", "10.0.0.2"]
+    proto, sport, dport = [6, 6, 17, 17, 6, 6], [1122, 3344, 53, 546, 1, 2], [3344, 1122, 5353, 547, 2, 1]
+    strings = community_ids(src, dst, proto, sport, dport)
+    column = community_id_array(src, dst, proto, sport, dport)
+    assert column.to_pylist() == strings.tolist()
+    assert strings[0] == strings[1] and strings[2] is None and strings[4] is None
 
 
 def test_only_alerts_and_bad_format(sample_frame):

@@ -264,3 +264,7 @@ def test_the_allocator_setting_applies_once_on_linux():
     applied = keep_freed_memory()
     assert applied == _sys.platform.startswith("linux")  # glibc here; a no-op elsewhere
     assert keep_freed_memory() == applied  # once per process
+    if applied:
+        import pyarrow as pa
+
+        assert pa.default_memory_pool().backend_name == "system"  # Arrow's buffers reuse malloc's kept pages

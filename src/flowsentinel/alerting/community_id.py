@@ -29,7 +29,7 @@ import pandas as pd
 
 from ..errors import ConfigError
 
-__all__ = ["community_id", "community_ids", "PORTED_PROTOCOLS", "sha1_short"]
+__all__ = ["community_id", "community_id_array", "community_ids", "PORTED_PROTOCOLS", "sha1_short"]
 
 #: Protocols whose ports (ICMP: type and counterpart) enter the hash.
 PORTED_PROTOCOLS = (1, 6, 17, 58, 132)
@@ -49,9 +49,15 @@ for _proto, _pairs in _COUNTERPART.items():
     _COUNTERPART_TABLES[_proto] = _table
 
 
-def _packed(values: np.ndarray) -> tuple[np.ndarray, list[bytes | None]]:
-    """Codes into a list of packed addresses (``None`` where a value is no IP address)."""
-    codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
+def _packed(values: np.ndarray, factors=None) -> tuple[np.ndarray, list[bytes | None]]:
+    """Codes into a list of packed addresses (``None`` where a value is no IP address).
+
+    ``factors``: the values as codes into their distinct values, where the caller has them.
+    """
+    if factors is None:
+        codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
+    else:
+        codes, uniques = factors
     packed: list[bytes | None] = []
     for u in uniques:
         try:
@@ -82,8 +88,8 @@ def _lexical_less(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return less, equal
 
 
-def _base64_digests(digests: np.ndarray) -> np.ndarray:
-    """Base64 of each 20-byte row, as Python strings, with the ``1:`` prefix.
+def _base64_text(digests: np.ndarray) -> bytes:
+    """``1:`` and the base64 of each 20-byte row, 30 ASCII bytes a row, end to end.
 
     Each digest gets one zero byte (21 bytes encode to 28 characters with
     no padding between rows), so the whole column is one ``binascii`` call;
@@ -97,27 +103,59 @@ def _base64_digests(digests: np.ndarray) -> np.ndarray:
     text[:, :2] = np.frombuffer(b"1:", dtype=np.uint8)
     text[:, 2:] = encoded
     text[:, 29] = ord("=")
+    return text.tobytes()
+
+
+def _base64_digests(digests: np.ndarray) -> np.ndarray:
+    """:func:`_base64_text` as Python strings."""
+    n = len(digests)
     # One decode of all the text, then slices: faster than numpy's bytes-to-str conversions.
-    whole = text.tobytes().decode("ascii")
+    whole = _base64_text(digests).decode("ascii")
     out = np.empty(n, dtype=object)
     out[:] = [whole[i:i + 30] for i in range(0, 30 * n, 30)]
     return out
 
 
-def community_ids(src, dst, proto, sport, dport, seed: int = 0) -> np.ndarray:
+def community_ids(src, dst, proto, sport, dport, seed: int = 0, factors=None) -> np.ndarray:
     """Community ID v1 of every flow, as an object array (``None`` where an address is missing or invalid).
 
     ``src``/``dst`` are address strings (IPv4 or IPv6), ``proto`` the IP
     protocol numbers; for ICMP and ICMPv6 flows ``sport`` is the ICMP type
     and ``dport`` the code. Addresses of mixed families never hash.
+    ``factors``: ``(src, dst)``, each the column as codes into its distinct
+    values (``pd.factorize``'s answer) or ``None``, where the caller has them.
     """
+    out = np.full(len(proto), None, dtype=object)
+    for rows, digests in _digests(src, dst, proto, sport, dport, seed, factors):
+        out[rows] = _base64_digests(digests)
+    return out
+
+
+def community_id_array(src, dst, proto, sport, dport, seed: int = 0, factors=None):
+    """:func:`community_ids` as a pyarrow string array (null where there is none), without a Python string a flow."""
+    import pyarrow as pa
+
+    n = len(proto)
+    valid = np.zeros(n, dtype=bool)
+    text = np.zeros((n, 30), dtype=np.uint8)
+    for rows, digests in _digests(src, dst, proto, sport, dport, seed, factors):
+        valid[rows] = True
+        text[rows] = np.frombuffer(_base64_text(digests), dtype=np.uint8).reshape(-1, 30)
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(valid * 30, out=offsets[1:])
+    data = pa.py_buffer(text[valid].tobytes())
+    mask = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little").tobytes())
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets.tobytes()), data, mask)
+
+
+def _digests(src, dst, proto, sport, dport, seed: int, factors):
+    """``(rows, SHA-1 digests)`` for the flows that hash, one pair per address width."""
     if not 0 <= int(seed) <= 0xFFFF:
         raise ConfigError(f"community_id_seed must be from 0 to 65535, got {seed!r}")
     proto = np.asarray(proto, dtype=np.int64)
     n = len(proto)
-    out = np.full(n, None, dtype=object)
     if n == 0:
-        return out
+        return
     sport = np.asarray(sport, dtype=np.int64).copy()
     dport = np.asarray(dport, dtype=np.int64).copy()
     one_way = np.zeros(n, dtype=bool)
@@ -127,8 +165,9 @@ def community_ids(src, dst, proto, sport, dport, seed: int = 0) -> np.ndarray:
             other = table[np.clip(sport[rows], 0, 255)]
             one_way[rows] = other < 0
             dport[rows] = np.where(other < 0, dport[rows], other)
-    s_codes, s_packed = _packed(np.asarray(src, dtype=object))
-    d_codes, d_packed = _packed(np.asarray(dst, dtype=object))
+    s_factors, d_factors = factors if factors is not None else (None, None)
+    s_codes, s_packed = _packed(src, s_factors)
+    d_codes, d_packed = _packed(dst, d_factors)
     s_idx = np.where(s_codes < 0, len(s_packed), s_codes)
     d_idx = np.where(d_codes < 0, len(d_packed), d_codes)
     seed_bytes = np.frombuffer(int(seed).to_bytes(2, "big"), dtype=np.uint8)
@@ -166,8 +205,7 @@ def community_ids(src, dst, proto, sport, dport, seed: int = 0) -> np.ndarray:
         buf[:, 2 + 2 * width] = proto[rows] & 0xFF
         buf[:, length - 4:] = ports.view(np.uint8)
         sizes = np.where(ported, length, length - 4)
-        out[rows] = _base64_digests(sha1_short(buf, sizes))
-    return out
+        yield rows, sha1_short(buf, sizes)
 
 
 def _rotl(x: np.ndarray, s: int) -> np.ndarray:

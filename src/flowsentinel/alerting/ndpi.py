@@ -27,7 +27,7 @@ import pandas as pd
 
 from ..paths import package_file
 
-__all__ = ["ndpi_name", "app_protos", "protocol_names", "split_l7"]
+__all__ = ["ndpi_name", "app_proto_codes", "app_protos", "protocol_names", "split_l7"]
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +72,19 @@ def app_protos(values) -> np.ndarray:
     leaves ``app_proto`` out for flows whose application layer it did not
     identify, and so does a record built from this.
     """
+    codes, table = app_proto_codes(values)
+    return table[codes]
+
+
+def app_proto_codes(values) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`app_protos` as codes into a table of names (``None`` entries: no name; one for missing values)."""
     codes, uniques = pd.factorize(np.asarray(values, dtype="float64"), use_na_sentinel=True)
     names = protocol_names()
     mapped = []
     for u in uniques:
         master, _ = split_l7(u)
         mapped.append(names[master].lower() if master and master in names else None)
-    table = np.asarray(mapped + [None], dtype=object)
-    return table[np.where(codes < 0, len(mapped), codes)]
+    return np.where(codes < 0, len(mapped), codes), np.asarray(mapped + [None], dtype=object)
 
 
 def _names_from_nfstream() -> tuple[str, dict[int, str]]:  # pragma: no cover - run by hand to regenerate

@@ -39,7 +39,17 @@ from typing import IO, Callable
 import numpy as np
 import pandas as pd
 
-from ..alerting.fields import FlowColumns, cat_list, flow_ids, iso_times, json_fixed, json_ints, proto_names
+from ..alerting.fields import (
+    FlowColumns,
+    cat_list,
+    factorize_text,
+    flow_ids,
+    iso_times,
+    json_fixed,
+    json_ints,
+    proto_codes,
+)
+from ..alerting.ndpi import app_proto_codes
 from ..alerting.records import RecordBuilder, RecordConfig
 from ..alerting.suppress import SuppressConfig, Suppressor
 from ..choices import OUTPUT_FORMATS, check_choice
@@ -62,39 +72,79 @@ _CSV_SPECIAL = re.compile(r'[,"\r\n]')
 
 
 def _csv_cells(values) -> np.ndarray:
-    """Values as CSV cells, quoted where the CSV dialect needs it (once per distinct value).
+    """Values as CSV cells, quoted where the CSV dialect needs it (once per distinct value)."""
+    return _csv_coded(values).text()
+
+
+def _csv_table(uniques: np.ndarray) -> np.ndarray:
+    """The CSV cells of distinct values (``None``: an empty cell).
 
     Text is quoted column-wise, as :mod:`csv` quotes a lone field: where it
     holds a comma, a quote or a line break, and the empty string as ``""``.
     Values of other types (rare: numbers in a text column) go through
     :mod:`csv` itself.
     """
-    codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
     uniques = np.asarray(uniques, dtype=object)
-    kind = pd.api.types.infer_dtype(uniques, skipna=False)
-    strings = uniques.tolist()
+    missing = np.equal(uniques, None)
+    present = uniques[~missing] if missing.any() else uniques
+    kind = pd.api.types.infer_dtype(present, skipna=False)
+    strings = present.tolist()
     if kind == "string" and min(map(len, strings)) > 0 and not _CSV_SPECIAL.search("\x00".join(strings)):
-        cells = uniques  # addresses, classes, Community IDs: nothing to quote (one scan of all the text)
+        cells = present  # addresses, classes: nothing to quote (one scan of all the text)
     elif kind in ("string", "empty"):
-        text = pd.Series(uniques, dtype=object)
+        text = pd.Series(present, dtype=object)
         quoted = '"' + text.str.replace('"', '""', regex=False) + '"'
         cells = text.where(~text.str.contains(_CSV_SPECIAL.pattern, regex=True), quoted).to_numpy(dtype=object, copy=True)
         cells[(text == "").to_numpy()] = '""'
     else:
-        cells = np.empty(len(uniques), dtype=object)
-        for i, u in enumerate(uniques.tolist()):
+        cells = np.empty(len(present), dtype=object)
+        for i, u in enumerate(strings):
             buf = io.StringIO()
             csv.writer(buf, lineterminator="").writerow([u])
             cells[i] = buf.getvalue()
-    table = np.concatenate([cells, np.asarray([""], dtype=object)])
-    return table[np.where(codes < 0, len(uniques), codes)]
+    if not missing.any():
+        return cells
+    table = np.full(len(uniques), None, dtype=object)
+    table[~missing] = cells
+    return table
 
 
-def _plain_cells(values: np.ndarray) -> np.ndarray:
-    """Cells of text that never needs quoting (Community IDs: ``1:`` and base64), ``""`` where missing."""
-    cells = np.array(values, dtype=object)
-    cells[np.equal(cells, None)] = ""
-    return cells
+def _csv_coded(values, factors=None) -> "_Coded":
+    """Values as codes into their distinct values' CSV cells (``factors``: their factorization, if known)."""
+    codes, uniques = factorize_text(values) if factors is None else factors
+    return _Coded(codes, _csv_table(uniques))
+
+
+def _csv_app(l7: np.ndarray) -> "_Coded":
+    codes, names = app_proto_codes(l7)
+    return _Coded(codes, _csv_table(names))
+
+
+class _Coded:
+    """A text column of CSV verdicts as codes into a table of cells (code ``-1`` or a ``None`` cell: empty)."""
+
+    __slots__ = ("codes", "cells")
+
+    def __init__(self, codes: np.ndarray, cells: np.ndarray):
+        self.codes = np.asarray(codes, dtype=np.int64)
+        self.cells = np.asarray(cells, dtype=object)
+
+    def text(self) -> np.ndarray:
+        table = np.concatenate([self.cells, np.asarray([""], dtype=object)])
+        table[np.equal(table, None)] = ""
+        return table[np.where(self.codes < 0, len(self.cells), self.codes)]
+
+    def arrow(self):
+        import pyarrow as pa
+
+        missing = np.equal(self.cells, None)
+        codes = self.codes
+        if missing.any():
+            codes = np.where(missing[np.clip(codes, 0, None)], -1, codes) if len(self.cells) else codes
+        dictionary = pa.array(np.where(missing, "", self.cells).tolist() if missing.any() else self.cells,
+                              type=pa.string())
+        indices = pa.array(codes.astype(np.int32), mask=codes < 0)
+        return pa.DictionaryArray.from_arrays(indices, dictionary).dictionary_decode()
 
 
 class _Ints:
@@ -115,19 +165,24 @@ class _Ints:
 
 
 def _text(field) -> np.ndarray:
-    return field.text() if isinstance(field, _Ints) else field
+    if isinstance(field, (_Ints, _Coded)):
+        return field.text()
+    if hasattr(field, "fill_null"):  # a pyarrow array (Community IDs)
+        return np.asarray(field.fill_null("").to_numpy(zero_copy_only=False), dtype=object)
+    return field
 
 
 def _csv_text_arrow(fields: list, empty: np.ndarray) -> str | None:
     """The CSV lines of ``fields`` (cells already quoted where needed) joined by pyarrow's CSV writer.
 
     The same text as joining the cells in Python (:func:`cat_list`), in C++
-    and without a Python string per number: about 0.45 against 1.2 us a
-    flow for the 15 fields. Integers are formatted by Arrow's cast to
-    string (the decimal digits, as ``str`` writes them). ``None`` where
-    pyarrow is missing or refuses a cell: its writer, quoting nothing,
-    rejects a value with a comma, quote or line break, which here is a cell
-    already quoted; the caller then joins the cells in Python.
+    and without a Python string per cell: text columns go to Arrow as codes
+    into their distinct cells, Community IDs are built as Arrow text, and
+    integers are formatted by Arrow's cast to string (the decimal digits, as
+    ``str`` writes them). ``None`` where pyarrow is missing or refuses a
+    cell: its writer, quoting nothing, rejects a value with a comma, quote
+    or line break, which here is a cell already quoted; the caller then
+    joins the cells in Python.
     """
     try:
         import pyarrow as pa
@@ -142,6 +197,10 @@ def _csv_text_arrow(fields: list, empty: np.ndarray) -> str | None:
                 arrays.append(pa.nulls(n, pa.string()))  # written as an empty cell
             elif isinstance(f, _Ints):
                 arrays.append(pa.array(f.values, mask=None if f.valid is None else ~f.valid).cast(pa.string()))
+            elif isinstance(f, _Coded):
+                arrays.append(f.arrow())
+            elif isinstance(f, pa.Array):
+                arrays.append(f)
             else:
                 arrays.append(pa.array(f, type=pa.string()))
         sink = pa.BufferOutputStream()  # an Arrow sink: the writer runs without the GIL, unlike a Python file
@@ -284,13 +343,14 @@ class AlertWriter:
         return out
 
     def _write_csv(self, cols: FlowColumns, flows, scores, classes, alerts, rows, true_classes, clock_ms) -> None:
-        keep = np.flatnonzero(alerts) if self.only_alerts else np.arange(cols.n)
+        whole = not self.only_alerts
+        keep = np.arange(cols.n) if whole else np.flatnonzero(alerts)
         if not self._csv_header:
             self.fh.write(",".join(CSV_FIELDS) + "\n")
             self._csv_header = True
         if not len(keep):
             return
-        c = cols.take(keep)
+        c = cols if whole else cols.take(keep)  # every row: no copy
         rows = np.asarray(rows)[keep]
         when, from_clock = c.event_ms(clock_ms)
         empty = np.full(len(keep), "", dtype=object)
@@ -301,8 +361,12 @@ class AlertWriter:
             finite = np.isfinite(values)
             return _Ints(np.where(finite, values, 0).astype(np.int64), finite)
 
-        cid = c.community_ids(self.builder.config.community_id_seed)
-        app = c.app_protos()
+        def texts(values, name=None):
+            if values is None:
+                return empty
+            return _csv_coded(values, None if name is None else c.text_factors(name))
+
+        cid = c.community_id_array(self.builder.config.community_id_seed)
         explanations = empty
         explained = self._explain(flows, keep, alerts[keep])
         if explained:
@@ -312,14 +376,14 @@ class AlertWriter:
             explanations = _csv_cells(cells)
         fields = [
             _Ints(rows) if rows.dtype.kind in "iu" else json_ints(rows), _Ints(flow_ids(c, rows)),
-            np.where(from_clock, "", iso_times(when)).astype(object),
-            empty if c.src is None else _csv_cells(c.src), ints(c.sport),
-            empty if c.dst is None else _csv_cells(c.dst), ints(c.dport),
-            empty if c.proto is None else proto_names(np.nan_to_num(c.proto)),
-            json_fixed(np.asarray(scores)[keep]), _csv_cells(np.asarray(classes, dtype=object)[keep]),
-            np.where(alerts[keep], "1", "0").astype(object),
-            empty if true_classes is None else _csv_cells(np.asarray(true_classes, dtype=object)[keep]),
-            empty if cid is None else _plain_cells(cid), empty if app is None else _csv_cells(app), explanations,
+            empty if from_clock.all() else np.where(from_clock, "", iso_times(when)).astype(object),
+            texts(c.src, "src"), ints(c.sport), texts(c.dst, "dst"), ints(c.dport),
+            empty if c.proto is None else _Coded(*proto_codes(np.nan_to_num(c.proto))),
+            json_fixed(np.asarray(scores)[keep]), texts(np.asarray(classes, dtype=object)[keep]),
+            _Ints(alerts[keep].astype(np.int64)),
+            empty if true_classes is None else texts(np.asarray(true_classes, dtype=object)[keep]),
+            empty if cid is None else cid,
+            empty if c.l7 is None else _csv_app(c.l7), explanations,
         ]
         text = _csv_text_arrow(fields, empty)
         if text is None:

@@ -10,6 +10,12 @@ blocks up to its largest ``mmap`` threshold from the heap and to keep what is
 freed (up to a bound), so the next chunk reuses the same pages. The peak
 resident size does not grow (the memory is reused, not added to).
 
+pyarrow's default pool (mimalloc) hands its pages back on its own terms, so
+each chunk's parse faulted them in again as well: :func:`keep_freed_memory`
+also points pyarrow at the system allocator, which the settings above then
+cover. On the 1M-flow benchmark file that took ``detect``'s kernel time from
+1.4 to 0.5 s, measured with ``/usr/bin/time`` (``docs/performance.md``).
+
 Only glibc has ``mallopt``; elsewhere (musl, macOS, Windows) this does
 nothing. It changes the whole process, so it is for a command's process
 (``flowsentinel detect``), not for a library call.
@@ -54,5 +60,16 @@ def keep_freed_memory() -> bool:
              ((_M_MMAP_THRESHOLD, MMAP_THRESHOLD), (_M_TRIM_THRESHOLD, KEEP), (_M_TOP_PAD, TOP_PAD)))
     if not ok:
         log.debug("mallopt refused a setting; malloc keeps its defaults for the rest")
+    else:
+        _arrow_on_malloc()
     _done = ok
     return ok
+
+
+def _arrow_on_malloc() -> None:
+    """Have pyarrow allocate through malloc, so that its buffers reuse the pages malloc now keeps."""
+    try:
+        import pyarrow as pa
+    except ImportError:  # pragma: no cover - pyarrow comes with the readers' dependencies
+        return
+    pa.set_memory_pool(pa.system_memory_pool())
