@@ -247,8 +247,9 @@ def proto_codes(proto: np.ndarray, lower: bool = False, prefix: str = "", suffix
     def name(p):
         text = PROTO_NAMES.get(int(p), str(int(p)))
         return f"{prefix}{text.lower() if lower else text}{suffix}"
-    codes, uniques = pd.factorize(np.asarray(proto, dtype=object), use_na_sentinel=True)
-    table = _objects([name(u) for u in uniques] + [None])
+    proto = np.asarray(proto)
+    codes, uniques = pd.factorize(proto if proto.dtype.kind in "iuf" else proto.astype(object), use_na_sentinel=True)
+    table = _objects([name(u) for u in uniques.tolist()] + [None])
     return np.where(codes < 0, len(uniques), codes), table
 
 
