@@ -13,9 +13,12 @@ latency are measured on held-out flows.
   ``--batch`` rows: preprocessing + network + probabilities, as ``detect``
   runs it;
 * engines: ``torch`` (PyTorch, the reference), ``onnxruntime`` (the fast
-  path as ``detect`` runs it: each batch in slices of ``cache_rows`` = 1,024
-  rows), ``ort, whole`` (each 4,096-row batch in one call), ``ort int8``
-  (dynamic int8 quantization of the same graph);
+  path as ``detect`` runs it: the saved graph, each batch in slices of
+  ``cache_rows`` = 1,024 rows), ``ort, exporter`` (the same network through
+  PyTorch's ONNX exporter, the graph saved before the matrix-product
+  graph of ``flowsentinel.models.onnx_graph``; the same graph for networks
+  that one does not cover), ``ort, whole`` (each 4,096-row batch in one
+  call), ``ort int8`` (dynamic int8 quantization of the saved graph);
 * **p50 / p99 ms**: one flow per ``predict_proba`` call, end to end;
 * **max |dp|**: largest difference of any class probability from PyTorch
   on the test flows; **macro-F1** on the held-out flows.
@@ -45,7 +48,7 @@ import torch  # noqa: E402
 from sklearn.metrics import f1_score  # noqa: E402
 
 from flowsentinel.models.deep import cnn_bilstm  # noqa: E402
-from flowsentinel.models.engines import InferenceConfig, OnnxEngine  # noqa: E402
+from flowsentinel.models.engines import DEFAULT_OPSET, InferenceConfig, OnnxEngine, _exported_graph  # noqa: E402
 from flowsentinel.models.trees import ExtraTreesDetector  # noqa: E402
 from flowsentinel.paths import data_dir  # noqa: E402
 from flowsentinel.sampling import stratified_split  # noqa: E402
@@ -171,12 +174,14 @@ def main() -> int:
                 net = best_rate(wrapped.engine, matrices, args.repeat)
                 p50, p99 = latency_ms(wrapped.predict_proba, singles, args.latency_calls)
                 rows.append((name, "torch", t, net, best_rate(wrapped.predict_proba, frames, args.repeat), p50, p99, 0.0, f1))
-            engines = [("onnxruntime", False, 1024), ("ort, whole", False, None)]
+            exporter = _exported_graph(det.torch_module(), det.input_shape, DEFAULT_OPSET).SerializeToString()
+            engines = [("onnxruntime", False, 1024), ("ort, exporter", False, 1024), ("ort, whole", False, None)]
             engines += [] if args.no_int8 else [("ort int8", True, 1024)]
             for engine, int8, cache_rows in engines:
                 for t in threads:
                     config = InferenceConfig(engine="onnx", intra_op_threads=t, batch_size=args.batch, cache_rows=cache_rows)
-                    scorer = quantized_scorer(det, config, Path(tmp)) if int8 else OnnxEngine(det.onnx_graph(), config)
+                    graph = exporter if engine == "ort, exporter" else det.onnx_graph()
+                    scorer = quantized_scorer(det, config, Path(tmp)) if int8 else OnnxEngine(graph, config)
                     fast = copy.deepcopy(det)
                     fast.engine_, fast.inference_ = scorer, config
                     proba = fast.predict_proba(test)
@@ -185,7 +190,7 @@ def main() -> int:
                     e2e = best_rate(fast.predict_proba, frames, args.repeat)
                     p50, p99 = latency_ms(fast.predict_proba, singles, args.latency_calls)
                     rows.append((name, engine, t, net, e2e, p50, p99, diff, macro_f1(det.labels_from_proba(proba))))
-                    if not int8:
+                    if not int8 and engine != "ort, exporter":
                         best_net, best_e2e = max(best_net, net), max(best_e2e, e2e)
             log.info("%s measured", name)
             module = det.torch_module()
