@@ -166,6 +166,9 @@ class OnnxEngine:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        # Errors only: the graph optimizer's notes (an unused initializer in a graph saved by an older
+        # version) are not for the person reading detect's output.
+        options.log_severity_level = 3
         if config.intra_op_threads is not None:
             options.intra_op_num_threads = int(config.intra_op_threads)
         if config.inter_op_threads is not None:

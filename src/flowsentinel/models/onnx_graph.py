@@ -165,7 +165,8 @@ def _bilstm(b: _Builder, x: str, length: int, lstm) -> str:
     proj = b.op("Reshape", proj, b.ints(0, length * 8 * hidden))  # per position: forward gates, backward gates
     finals = []
     for d, suffix in enumerate(suffixes):
-        recurrent = b.const(_gates(state[f"weight_hh{suffix}"]).T.astype(np.float32), "lstm_r")
+        # A one-step sequence never uses the recurrent weights: no initializer for them then.
+        recurrent = b.const(_gates(state[f"weight_hh{suffix}"]).T.astype(np.float32), "lstm_r") if length > 1 else None
         h = c = None
         for step in range(length):
             position = step if d == 0 else length - 1 - step
