@@ -11,11 +11,14 @@ b. ``detect`` (the command line, in a fresh process: start-up included) of
    the file, CSV verdicts out, with the ``configs/default.toml`` network
    through ONNX Runtime; its rate and its ratio to (a); beside it the same
    work with the stages run in turn (``StreamConfig(concurrent=False)``);
-c. the same with the ``configs/paper.toml`` network, beside an Extra Trees
-   (100 trees) + pyarrow pipeline doing the same job in its own process:
-   ``pyarrow.csv.open_csv`` batches, ``predict_proba`` on the model's input
-   columns, a CSV of row, score, class and alert written by
-   ``pyarrow.csv.CSVWriter`` (fewer columns than ``detect`` writes);
+c. the same with the ``configs/paper.toml`` network (with the scoring
+   workers ``detect`` chooses, two on a 2-core machine, and with one),
+   beside an Extra Trees (100 trees) + pyarrow pipeline doing the same job
+   in its own process: ``pyarrow.csv.open_csv`` batches, ``predict_proba``
+   on the model's input columns, a CSV of row, score, class and alert
+   written by ``pyarrow.csv.CSVWriter`` (fewer columns than ``detect``
+   writes), with ``--threads`` trees' threads and with as many as the
+   network gets in two workers;
 d. the peak memory (the process's own ``ru_maxrss``, from ``os.wait4``) of
    ``detect`` on both files, per-flow and windowed, and their ratio;
 e. the cold start of ``detect`` on a one-row CSV and on a one-flow capture
@@ -133,9 +136,11 @@ def run_measured(cmd: list[str], src: Path | None = None) -> tuple[float, float]
     return seconds, maxrss_kb / 1024
 
 
-def detect_cmd(path: Path, model: Path, out: Path, fmt: str = "csv", threads: int = 1) -> list[str]:
+def detect_cmd(path: Path, model: Path, out: Path, fmt: str = "csv", threads: int = 1,
+               workers: int | None = None) -> list[str]:
     return [sys.executable, "-m", "flowsentinel.cli", "-q", "detect", str(path), "--model-dir", str(model),
-            "--engine", "onnx", "--threads", str(threads), "--format", fmt, "--no-progress", "-o", str(out)]
+            "--engine", "onnx", "--threads", str(threads), "--format", fmt, "--no-progress", "-o", str(out)] + (
+        ["--workers", str(workers)] if workers else [])
 
 
 def train(config: Path, data: Path, out: Path, epochs: int, mode: str | None = None) -> Path:
@@ -165,8 +170,8 @@ def train_trees(model_dir: Path, data: Path, out: Path, threads: int) -> None:
         pickle.dump({"trees": trees, "columns": columns}, fh)
 
 
-def trees_pipeline(model: Path, path: Path, out: Path) -> None:
-    """Read with pyarrow, score with the trees, write a verdict CSV with pyarrow: the peer of ``detect``."""
+def trees_pipeline(model: Path, path: Path, out: Path, n_jobs: int) -> None:
+    """Read with pyarrow, score with the trees on ``n_jobs`` threads, write a verdict CSV with pyarrow."""
     import pickle
 
     import pyarrow as pa
@@ -175,6 +180,7 @@ def trees_pipeline(model: Path, path: Path, out: Path) -> None:
     with open(model, "rb") as fh:
         saved = pickle.load(fh)
     trees, columns = saved["trees"], saved["columns"]
+    trees.n_jobs = n_jobs
     classes = np.asarray(trees.classes_, dtype=object)
     benign = int(np.flatnonzero(classes == "Benign")[0]) if "Benign" in classes else None
     schema = pa.schema([("row", pa.int64()), ("score", pa.float64()), ("predicted_class", pa.string()),
@@ -209,7 +215,7 @@ def detect_in_turn(model: Path, path: Path, out: Path, threads: int) -> None:
 
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "_trees":  # the peer's own process
-        trees_pipeline(Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]))
+        trees_pipeline(Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]), int(sys.argv[5]))
         return 0
     if len(sys.argv) > 1 and sys.argv[1] == "_in_turn":
         detect_in_turn(Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]), int(sys.argv[5]))
@@ -271,8 +277,15 @@ def main() -> int:
             raise SystemExit(f"detect wrote {n_lines:,} verdicts for {args.rows:,} flows")
         t_in_turn, rss_in_turn = run_measured([sys.executable, __file__, "_in_turn", str(default), str(flows), str(out),
                                                str(args.threads)], src)
+        # detect chooses two scoring workers for the paper network on two or more cores: the trees get as
+        # many threads beside it, and both run with one as well.
         t_paper, _ = run_measured(detect_cmd(flows, paper, out, threads=args.threads), src)
-        t_trees, _ = run_measured([sys.executable, __file__, "_trees", str(trees), str(flows), str(out)], src)
+        t_paper_one, _ = run_measured(detect_cmd(flows, paper, out, threads=args.threads, workers=1), src)
+        jobs = args.threads * min(os.cpu_count() or 1, 2)
+        t_trees, _ = run_measured([sys.executable, __file__, "_trees", str(trees), str(flows), str(out),
+                                   str(args.threads)], src)
+        t_trees_jobs, _ = run_measured([sys.executable, __file__, "_trees", str(trees), str(flows), str(out),
+                                        str(jobs)], src)
 
         # (d)
         t_window, rss_window = run_measured(detect_cmd(flows, window, out, threads=args.threads), src)
@@ -317,8 +330,11 @@ def main() -> int:
         for label, seconds in (("(a) pyarrow.csv.read_csv alone", t_parse),
                                ("(b) detect, default network, ONNX, CSV out", t_default),
                                ("(b) the same work, stages in turn (StreamConfig(concurrent=False))", t_in_turn),
-                               ("(c) detect, paper network, ONNX, CSV out", t_paper),
-                               ("(c) Extra Trees (100) + pyarrow read/predict/write", t_trees),
+                               ("(c) detect, paper network, ONNX, CSV out (scoring workers chosen)", t_paper),
+                               ("(c) the same, one scoring worker (--workers 1)", t_paper_one),
+                               (f"(c) Extra Trees (100) + pyarrow read/predict/write, n_jobs {args.threads}",
+                                t_trees),
+                               (f"(c) the same, n_jobs {jobs}", t_trees_jobs),
                                ("(d) detect, windowed default network, CSV out", t_window)):
             print(f"| {label} | {args.rows / seconds:,.0f} | {args.rows / seconds / rate:.2f} |")
         print()

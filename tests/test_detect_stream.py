@@ -11,10 +11,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from flowsentinel.errors import ConfigError
 from flowsentinel.io.alerts import AlertWriter
 from flowsentinel.models.deep import cnn_bilstm
 from flowsentinel.persistence import load_model, save_model
-from flowsentinel.serving.detect import LINE, DetectSummary, StreamConfig, WindowContext, detect_file, detect_frames
+from flowsentinel.serving import detect as detect_module
+from flowsentinel.serving.detect import (
+    LINE,
+    DetectSummary,
+    StreamConfig,
+    WindowContext,
+    _Pipeline,
+    _Stage,
+    detect_file,
+    detect_frames,
+    scoring_workers,
+)
 
 pytest.importorskip("onnxruntime")
 
@@ -110,11 +122,13 @@ def test_help_still_lists_every_command(capsys):
 # ---- the pipeline ----------------------------------------------------------------------------
 
 
-def test_chunks_on_threads_write_what_one_chunk_in_sequence_writes(flow_model, flows, tmp_path):
+@pytest.mark.parametrize("workers", [1, 3])
+def test_chunks_on_threads_write_what_one_chunk_in_sequence_writes(flow_model, flows, tmp_path, workers):
     path = tmp_path / "flows.csv"
     flows.to_csv(path, index=False)
     whole, s_whole = detect_text(flow_model, path, stream=StreamConfig(chunk_rows=10_000, concurrent=False))
-    chunked, s_chunked = detect_text(flow_model, path, stream=StreamConfig(chunk_rows=7, queue_depth=1))
+    chunked, s_chunked = detect_text(flow_model, path, stream=StreamConfig(chunk_rows=7, queue_depth=1,
+                                                                           scoring_workers=workers))
     assert chunked == whole
     rows = [int(line.split(",", 1)[0]) for line in chunked.splitlines()[1:]]
     assert rows == list(range(2, len(flows) + 2))
@@ -148,8 +162,9 @@ def _frames(flows, n_chunks=6, fail_at=None, exc=None):
         yield flows.iloc[i * size:(i + 1) * size]
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("stage", ["read", "score", "write"])
-def test_an_error_in_any_stage_reaches_the_caller_as_raised(flow_model, flows, stage, monkeypatch):
+def test_an_error_in_any_stage_reaches_the_caller_as_raised(flow_model, flows, stage, workers, monkeypatch):
     error = Boom(stage)
     writer = AlertWriter(io.StringIO(), "csv", threshold=flow_model.threshold_)
     detector = flow_model
@@ -175,7 +190,7 @@ def test_an_error_in_any_stage_reaches_the_caller_as_raised(flow_model, flows, s
         monkeypatch.setattr(writer, "write", failing_write)
     frames = _frames(flows, fail_at=4 if stage == "read" else None, exc=error)
     with pytest.raises(Boom) as caught:
-        detect_frames(detector, frames, writer, progress=False)
+        detect_frames(detector, frames, writer, progress=False, stream=StreamConfig(scoring_workers=workers))
     assert caught.value is error
     assert no_pipeline_threads()
 
@@ -197,6 +212,57 @@ def test_the_summary_says_what_was_written_before_an_error(flow_model, flows, mo
     assert summary.n_flows == 2 * (len(flows) // 6)
 
 
+def test_a_stage_on_several_workers_hands_items_on_in_order():
+    # Later items finish first (shorter waits), yet leave the stage, and reach `then`, in input order.
+    import time as _time
+
+    seen_then, out = [], []
+
+    def work(i):
+        _time.sleep(0.002 * (i % 4 == 0))
+        return i * i
+
+    def then(value):
+        seen_then.append(value)
+        return value
+
+    with _Pipeline([_Stage(work, then, workers=4), out.append], depth=2) as pipe:
+        for i in range(40):
+            pipe.put(i)
+        pipe.finish()
+    assert out == seen_then == [i * i for i in range(40)]
+    assert len(pipe.threads) == 5 and not any(t.is_alive() for t in pipe.threads)
+
+
+def test_scoring_workers_follow_the_networks_cost(flow_model, monkeypatch):
+    assert scoring_workers(flow_model, StreamConfig(scoring_workers=3)) == 3
+    cost = flow_model.engine_.seconds_per_row()
+    assert cost is not None and 0 < cost < 1
+    monkeypatch.setattr(detect_module, "_cores", lambda: 2)
+    monkeypatch.setattr(flow_model.engine_, "seconds_per_row", lambda: detect_module.HEAVY_NETWORK_S / 10)
+    assert scoring_workers(flow_model, StreamConfig()) == 1
+    monkeypatch.setattr(flow_model.engine_, "seconds_per_row", lambda: detect_module.HEAVY_NETWORK_S * 4)
+    assert scoring_workers(flow_model, StreamConfig()) == 2
+    monkeypatch.setattr(detect_module, "_cores", lambda: 1)
+    assert scoring_workers(flow_model, StreamConfig()) == 1
+    with pytest.raises(ConfigError, match="scoring workers"):
+        StreamConfig(scoring_workers=0)
+
+
+def test_detect_workers_option_is_checked(flow_model_dir, flows, tmp_path, capsys):
+    from flowsentinel.cli import main
+
+    path = tmp_path / "flows.csv"
+    flows.iloc[:50].to_csv(path, index=False)
+    out = tmp_path / "v.csv"
+    assert main(["detect", str(path), "--model-dir", str(flow_model_dir), "--engine", "onnx", "--workers", "2",
+                 "--format", "csv", "--no-progress", "-o", str(out)]) == 0
+    assert len(out.read_text().splitlines()) == 51
+    capsys.readouterr()
+    assert main(["detect", str(path), "--model-dir", str(flow_model_dir), "--workers", "0", "-o", str(out)]) == 2
+    assert "scoring workers must be at least 1" in capsys.readouterr().err
+
+
 def test_a_keyboard_interrupt_in_the_calling_thread_stops_the_workers(flow_model, flows):
     writer = AlertWriter(io.StringIO(), "csv", threshold=flow_model.threshold_)
     with pytest.raises(KeyboardInterrupt):
@@ -212,8 +278,9 @@ def _scores(text: str) -> np.ndarray:
     return frame["score"].to_numpy()
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("timed", [False, True], ids=["table-order", "time-column"])
-def test_windowed_scores_do_not_depend_on_chunk_boundaries(window_model, flows, tmp_path, timed):
+def test_windowed_scores_do_not_depend_on_chunk_boundaries(window_model, flows, tmp_path, timed, workers):
     table = flows.copy()
     if timed:
         # Non-decreasing times with ties: the file is in time order, as exporters write it.
@@ -221,7 +288,7 @@ def test_windowed_scores_do_not_depend_on_chunk_boundaries(window_model, flows, 
     path = tmp_path / "flows.csv"
     table.to_csv(path, index=False)
     whole, _ = detect_text(window_model, path, stream=StreamConfig(chunk_rows=100_000, concurrent=False))
-    chunked, summary = detect_text(window_model, path, stream=StreamConfig(chunk_rows=7))
+    chunked, summary = detect_text(window_model, path, stream=StreamConfig(chunk_rows=7, scoring_workers=workers))
     assert summary.n_flows == len(table)
     np.testing.assert_array_equal(_scores(chunked), _scores(whole))
     # and both are the scores of the whole table at once

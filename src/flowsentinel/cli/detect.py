@@ -34,7 +34,9 @@ def add_arguments(d: argparse.ArgumentParser) -> None:
     d.add_argument("--backend", choices=BACKENDS)
     d.add_argument("--engine", choices=ENGINES, default="auto",
                    help="network engine (default auto: ONNX Runtime where installed, else PyTorch)")
-    d.add_argument("--threads", type=int, default=1, help="inference threads (default 1)")
+    d.add_argument("--threads", type=int, default=1, help="inference threads in each scoring worker (default 1)")
+    d.add_argument("--workers", type=int, metavar="N",
+                   help="chunks the network scores at once (default: 2 through ONNX Runtime on 2 or more cores, else 1)")
     d.add_argument("--idle-timeout", type=int, default=120, help="capture/live: flow idle timeout, s")
     d.add_argument("--active-timeout", type=int, default=1800, help="capture/live: flow active timeout, s")
     d.add_argument("--max-packets", type=int, help="live: stop after N packets")
@@ -123,9 +125,10 @@ def run(args: argparse.Namespace) -> int:
 def _score(args: argparse.Namespace, detector, summary):
     """Score the input into the output, filling ``summary`` as it goes; the meter run of a capture, if any."""
     from ..io.alerts import AlertWriter
-    from ..serving.detect import detect_file, detect_frames, model_identity
+    from ..serving.detect import StreamConfig, detect_file, detect_frames, model_identity
 
     options = writer_options(args, detector)
+    stream = StreamConfig(scoring_workers=args.workers)
     hosts = host_context_config(args)
     progress = not args.no_progress
     meter_run = None
@@ -142,7 +145,7 @@ def _score(args: argparse.Namespace, detector, summary):
             writer = AlertWriter(out, args.format, model_name=name, model_version=version, only_alerts=args.alerts_only,
                                  threshold=detector.threshold_, interface=args.interface, **options)
             detect_frames(detector, meter_run, writer, where=args.input or args.interface, progress=progress,
-                          summary=summary, host_context=hosts)
+                          summary=summary, host_context=hosts, stream=stream)
             print(f"metering: {meter_run.stats.summary()}", file=sys.stderr)
         elif is_nfdump(args.input):
             from ..collector.nfdump import read_nfdump
@@ -151,10 +154,10 @@ def _score(args: argparse.Namespace, detector, summary):
             writer = AlertWriter(out, args.format, model_name=name, model_version=version, only_alerts=args.alerts_only,
                                  threshold=detector.threshold_, **options)
             detect_frames(detector, read_nfdump(args.input), writer, where=args.input, progress=progress,
-                          summary=summary, host_context=hosts)
+                          summary=summary, host_context=hosts, stream=stream)
         else:
             detect_file(detector, args.input, out, args.format, only_alerts=args.alerts_only,
-                        progress=progress, summary=summary, host_context=hosts, **options)
+                        progress=progress, summary=summary, host_context=hosts, stream=stream, **options)
     return meter_run
 
 

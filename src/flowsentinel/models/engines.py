@@ -24,6 +24,7 @@ import copy
 import importlib
 import io
 import logging
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,6 +181,23 @@ class OnnxEngine:
         self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self.config = config
+
+    def seconds_per_row(self, rows: int = 256, repeat: int = 2) -> float | None:
+        """The network's time a row, timed on a batch of zeros (best of ``repeat``, after one warm-up call).
+
+        ``None`` where the graph's input has other dynamic axes than the batch.
+        """
+        shape = self.session.get_inputs()[0].shape[1:]
+        if not all(isinstance(d, int) and d > 0 for d in shape):
+            return None
+        batch = np.zeros((rows, *shape), np.float32)
+        self(batch)
+        best = float("inf")
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            self(batch)
+            best = min(best, time.perf_counter() - t0)
+        return best / rows
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(batch, dtype=np.float32)

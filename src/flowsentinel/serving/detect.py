@@ -6,16 +6,17 @@ bounded queues (:class:`StreamConfig`):
 1. reading (the calling thread): the flow source, chunk by chunk
    (:class:`~flowsentinel.io.readers.FlowReader` for flow files, the meter
    for captures);
-2. scoring: the feature transform, the network, scores, classes and host
-   context (for a windowed model, the feature transform and its windows are
-   a stage of their own before it);
+2. scoring: the feature transform and the network, on one chunk or on
+   several at once (:func:`scoring_workers`), then, one chunk at a time in
+   input order, scores, classes and host context (for a windowed model, the
+   feature transform and its windows are a stage of their own before it);
 3. writing: verdicts through :class:`~flowsentinel.io.alerts.AlertWriter`.
 
 pyarrow, numpy and ONNX Runtime release the GIL for their heavy work, so the
 stages overlap and the slowest one sets the pace. A chunk waits only in a
 queue of ``queue_depth`` places, so memory is bounded by the queue depth
-times the chunk size, whatever the size of the file. Each stage handles its
-chunks in order, so verdicts come out in input order. An exception in any
+times the chunk size, whatever the size of the file. Each stage hands its
+chunks on in input order, so verdicts come out in input order. An exception in any
 stage stops the others and reaches the caller as it was raised; so does a
 ``KeyboardInterrupt`` or a :class:`~flowsentinel.errors.FlowsentinelError`
 of the source (a flow file cut short), after the chunks already handed over
@@ -30,6 +31,7 @@ boundaries change no score; the carried state is bounded (see
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -66,11 +68,14 @@ class StreamConfig:
             against 174,000-198,000 in chunks of 100,000, measured in one run;
             a smaller chunk's columns stay in the CPU caches between the stages).
         queue_depth: chunks that may wait between two stages (default 1).
-            At most ``2 * queue_depth + 3`` chunks are held at once (one
-            more of each for a windowed model): the queued ones and one in
-            each stage.
+            At most ``2 * queue_depth + 2 + scoring_workers`` chunks are
+            held at once (one more of each for a windowed model): the queued
+            ones, one in reading and writing, one in each scoring worker.
         concurrent: run the stages on their own threads (default on); off,
             each chunk is read, scored and written before the next is read.
+        scoring_workers: chunks the network scores at once, each on a
+            thread of its own (``None``, the default: chosen by
+            :func:`scoring_workers`). Each adds one chunk to those held.
         window_keys: windowed models: the most keys (hosts) whose last
             ``window - 1`` flows are carried from one chunk to the next
             (default 200,000; with the default window of 8 and about 70
@@ -87,6 +92,7 @@ class StreamConfig:
     chunk_rows: int = 50_000
     queue_depth: int = 1
     concurrent: bool = True
+    scoring_workers: int | None = None
     window_keys: int = 200_000
     window_idle_chunks: int = 100
 
@@ -94,6 +100,8 @@ class StreamConfig:
         for name in ("chunk_rows", "queue_depth", "window_keys", "window_idle_chunks"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"stream {name} must be at least 1, got {getattr(self, name)}")
+        if self.scoring_workers is not None and int(self.scoring_workers) < 1:
+            raise ConfigError(f"scoring workers must be at least 1, got {self.scoring_workers}")
 
 
 @dataclass
@@ -133,6 +141,44 @@ def model_identity(detector) -> tuple[str, str]:
         from .. import __version__ as package
     version = f"{package}/{manifest.get('created', 'unsaved')}"
     return short_name(detector), version
+
+
+#: Where the network takes longer than this a flow, two chunks are scored at once (see :func:`scoring_workers`).
+HEAVY_NETWORK_S = 5e-6
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - platforms without affinity
+        return os.cpu_count() or 1
+
+
+def scoring_workers(detector, stream: StreamConfig) -> int:
+    """Chunks the network scores at once: ``stream.scoring_workers``, else chosen for the network and the cores.
+
+    Chosen: two on a machine with two or more cores where the network runs
+    through ONNX Runtime (whose sessions take concurrent calls) and takes more
+    than :data:`HEAVY_NETWORK_S` a flow, timed on a batch of zeros at start;
+    else one. On the shared 2-core machine the ``configs/paper.toml`` network
+    (about 20 us a flow) went from about 48,000 to 85,000 flows/s end to end
+    with two; the default networks (about 1.3 us a flow) gained nothing and
+    held 90-120 MB more (``docs/performance.md``).
+    """
+    if stream.scoring_workers is not None:
+        workers = int(stream.scoring_workers)
+    else:
+        workers = 1
+        engine = getattr(detector, "engine_", None)
+        if getattr(engine, "name", None) == "onnx" and hasattr(engine, "seconds_per_row") and _cores() >= 2:
+            cost = engine.seconds_per_row()
+            if cost is not None and cost > HEAVY_NETWORK_S:
+                workers = 2
+            log.debug("the network takes %s a flow: %d scoring worker(s)",
+                      "?" if cost is None else f"{cost * 1e6:.1f} us", workers)
+    if workers > 1 and hasattr(type(detector), "engine"):
+        detector.engine  # made now, before the workers share it  # noqa: B018
+    return workers
 
 
 def is_windowed(detector) -> bool:
@@ -251,24 +297,52 @@ class _Stopped(Exception):
 _END = object()
 
 
-class _Pipeline:
-    """Items put by the calling thread go through ``stages``, each on its own thread, over bounded queues.
+@dataclass(frozen=True)
+class _Stage:
+    """One stage of a :class:`_Pipeline`: ``work`` on ``workers`` threads, then ``then`` in input order.
 
-    The first error of any stage stops every stage; :meth:`put` and
+    With more than one worker, ``work`` must not depend on the order of the
+    items (it runs on several at once); ``then`` runs on each result in the
+    order the items came in, one at a time, and what it returns goes on.
+    """
+
+    work: Callable[[Any], Any]
+    then: Callable[[Any], Any] | None = None
+    workers: int = 1
+
+    def __post_init__(self):
+        if int(self.workers) < 1:
+            raise ConfigError(f"a pipeline stage needs at least one worker, got {self.workers}")
+
+
+class _Pipeline:
+    """Items put by the calling thread go through ``stages``, each on its own threads, over bounded queues.
+
+    Items keep their order through every stage, whatever its number of
+    workers. The first error of any stage stops every stage; :meth:`put` and
     :meth:`finish` raise it in the caller. Leaving the ``with`` block on an
     exception stops the stages and waits for them (each finishes the item
     it holds) before the exception goes on.
     """
 
-    def __init__(self, stages: list[Callable[[Any], Any]], depth: int):
-        self.stages = stages
-        self.queues = [queue.Queue(maxsize=depth) for _ in stages]
+    def __init__(self, stages: list, depth: int):
+        self.stages = [s if isinstance(s, _Stage) else _Stage(s) for s in stages]
+        self.queues = [queue.Queue(maxsize=depth) for _ in self.stages]
         self.stop = threading.Event()
         self.error: BaseException | None = None
-        self.busy = [0.0] * len(stages)  # seconds each stage spent working, not waiting
+        self.busy = [0.0] * len(self.stages)  # seconds each stage's workers spent working, not waiting
         self._lock = threading.Lock()
-        self.threads = [threading.Thread(target=self._run, args=(i,), name=f"detect-{i}-{getattr(f, '__name__', 'stage')}",
-                                         daemon=True) for i, f in enumerate(stages)]
+        self._turns = [threading.Condition() for _ in self.stages]
+        self._next = [0] * len(self.stages)  # the sequence number each stage hands on next
+        self._done = [0] * len(self.stages)  # workers of each stage that have seen the end
+        self._seq = 0
+        self._stage_threads = [
+            [threading.Thread(target=self._run, args=(i,), daemon=True,
+                              name=f"detect-{i}-{getattr(s.work, '__name__', 'stage')}" + (f"-{w}" if s.workers > 1 else ""))
+             for w in range(s.workers)]
+            for i, s in enumerate(self.stages)
+        ]
+        self.threads = [t for threads in self._stage_threads for t in threads]
 
     def __enter__(self) -> "_Pipeline":
         for t in self.threads:
@@ -299,9 +373,10 @@ class _Pipeline:
 
     def put(self, item) -> None:
         try:
-            self._put(self.queues[0], item)
+            self._put(self.queues[0], (self._seq, item))
         except _Stopped:
             self._raise()
+        self._seq += 1
 
     def finish(self) -> None:
         """No more items: wait for the stages to handle what they have, then raise a stage's error if any."""
@@ -343,21 +418,35 @@ class _Pipeline:
                 continue
 
     def _run(self, i: int) -> None:
-        work = self.stages[i]
+        stage = self.stages[i]
         inbox = self.queues[i]
         outbox = self.queues[i + 1] if i + 1 < len(self.queues) else None
+        turn = self._turns[i]
         try:
             while True:
                 item = self._get(inbox)
                 if item is _END:
-                    if outbox is not None:
-                        self._put(outbox, _END)
+                    self._end(i, inbox, outbox)
                     return
+                seq, value = item
                 t0 = time.perf_counter()
-                result = work(item)
-                self.busy[i] += time.perf_counter() - t0
-                if outbox is not None:
-                    self._put(outbox, result)
+                result = stage.work(value)
+                busy = time.perf_counter() - t0
+                with turn:  # hand results on in input order
+                    while self._next[i] != seq:
+                        if self.stop.is_set():
+                            raise _Stopped
+                        turn.wait(_POLL_S)
+                    if stage.then is not None:
+                        t0 = time.perf_counter()
+                        result = stage.then(result)
+                        busy += time.perf_counter() - t0
+                    if outbox is not None:
+                        self._put(outbox, (seq, result))
+                    self._next[i] += 1
+                    turn.notify_all()
+                with self._lock:
+                    self.busy[i] += busy
         except _Stopped:
             return
         except BaseException as exc:  # noqa: BLE001 - handed to the caller as it was raised
@@ -365,6 +454,22 @@ class _Pipeline:
                 if self.error is None:
                     self.error = exc
             self.stop.set()
+
+    def _end(self, i: int, inbox: queue.Queue, outbox: queue.Queue | None) -> None:
+        """The end reached a worker of stage ``i``: the last of its workers to stop hands it on."""
+        with self._lock:
+            self._done[i] += 1
+            last = self._done[i] == self.stages[i].workers
+        if not last:
+            self._put(inbox, _END)  # for the stage's other workers, after every item before it
+            return
+        # The other workers have stopped, each after handing on its last item.
+        for t in self._stage_threads[i]:
+            if t is not threading.current_thread():
+                while t.is_alive():
+                    t.join(_POLL_S)
+        if outbox is not None:
+            self._put(outbox, _END)
 
 
 class _NoBar:
@@ -412,15 +517,18 @@ def detect_frames(detector, frames: Iterable[pd.DataFrame], writer: AlertWriter,
         detector.check_columns(frame.columns, where)
         return frame, context.source(frame, detector.features_.transform(frame, where))
 
-    def score(item):
-        nonlocal offset
+    def network(item):
+        # The same for any chunk, whatever came before it: runs on several chunks at once.
         if context is not None:
             frame, source = item
-            proba = detector.probabilities(source)
-        else:
-            frame = item
-            detector.check_columns(frame.columns, where)
-            proba = detector.predict_proba(frame)
+            return frame, detector.probabilities(source)
+        detector.check_columns(item.columns, where)
+        return item, detector.predict_proba(item)
+
+    def verdicts(item):
+        # Host context and row numbers run on across chunks: one chunk at a time, in input order.
+        nonlocal offset
+        frame, proba = item
         scores = detector.scores_from_proba(proba)
         classes = detector.labels_from_proba(proba)
         alerts = scores >= detector.threshold_
@@ -453,7 +561,10 @@ def detect_frames(detector, frames: Iterable[pd.DataFrame], writer: AlertWriter,
             # A windowed model's windows (pandas work across chunks, mostly under the GIL) get a stage of
             # their own: 1M flows took 4.4 s instead of 5.0 on the 2-core machine. Per-flow models
             # gained nothing from a separate feature stage and held 90 MB more.
-            stages = [windows, score, write] if context is not None else [score, write]
+            workers = scoring_workers(detector, stream)
+            stages = [_Stage(network, verdicts, workers), write]
+            if context is not None:
+                stages.insert(0, windows)
             with _Pipeline(stages, stream.queue_depth) as pipe:
                 reading = 0.0
                 t_read = time.perf_counter()
@@ -469,7 +580,7 @@ def detect_frames(detector, frames: Iterable[pd.DataFrame], writer: AlertWriter,
         else:
             for frame in frames:
                 if len(frame):
-                    write(score(windows(frame) if context is not None else frame))
+                    write(verdicts(network(windows(frame) if context is not None else frame)))
     finally:
         bar.close()
     writer.finish()
