@@ -14,7 +14,7 @@ latency are measured on held-out flows.
   runs it;
 * engines: ``torch`` (PyTorch, the reference), ``onnxruntime`` (the fast
   path as ``detect`` runs it: the saved graph, each batch in slices of
-  ``cache_rows`` = 1,024 rows), ``ort, exporter`` (the same network through
+  ``cache_rows`` = 256 rows), ``ort, exporter`` (the same network through
   PyTorch's ONNX exporter, the graph saved before the matrix-product
   graph of ``flowsentinel.models.onnx_graph``; the same graph for networks
   that one does not cover), ``ort, whole`` (each 4,096-row batch in one
@@ -175,8 +175,9 @@ def main() -> int:
                 p50, p99 = latency_ms(wrapped.predict_proba, singles, args.latency_calls)
                 rows.append((name, "torch", t, net, best_rate(wrapped.predict_proba, frames, args.repeat), p50, p99, 0.0, f1))
             exporter = _exported_graph(det.torch_module(), det.input_shape, DEFAULT_OPSET).SerializeToString()
-            engines = [("onnxruntime", False, 1024), ("ort, exporter", False, 1024), ("ort, whole", False, None)]
-            engines += [] if args.no_int8 else [("ort int8", True, 1024)]
+            rows_slice = InferenceConfig().cache_rows
+            engines = [("onnxruntime", False, rows_slice), ("ort, exporter", False, rows_slice), ("ort, whole", False, None)]
+            engines += [] if args.no_int8 else [("ort int8", True, rows_slice)]
             for engine, int8, cache_rows in engines:
                 for t in threads:
                     config = InferenceConfig(engine="onnx", intra_op_threads=t, batch_size=args.batch, cache_rows=cache_rows)
