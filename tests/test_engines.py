@@ -129,7 +129,25 @@ def test_models_without_a_network_have_no_engine_to_choose(sample_frame):
     assert not hasattr(trees, "use_engine")
 
 
-@pytest.mark.parametrize("bad", [{"engine": "tensorrt"}, {"batch_size": 0}, {"intra_op_threads": 0}])
+def test_slices_are_chosen_by_the_networks_cost(flow_model, sample_frame, monkeypatch):
+    from flowsentinel.models import engines
+
+    graph = flow_model.onnx_graph()
+    light = OnnxEngine(graph)
+    assert light.seconds_per_row() is not None and light.seconds_per_row() < engines.HEAVY_NETWORK_S
+    assert light.rows == 1024
+    assert OnnxEngine(graph, InferenceConfig(cache_rows=77)).rows == 77
+    assert OnnxEngine(graph, InferenceConfig(cache_rows=None)).rows is None
+    monkeypatch.setattr(OnnxEngine, "seconds_per_row", lambda self: engines.HEAVY_NETWORK_S * 3)
+    heavy = OnnxEngine(graph)
+    assert heavy.rows == 256
+    # Slices change the speed only: the same probabilities as one run per batch.
+    batch = flow_model.model_input(sample_frame.iloc[:1000]).X
+    np.testing.assert_array_equal(heavy(batch), OnnxEngine(graph, InferenceConfig(cache_rows=None))(batch))
+
+
+@pytest.mark.parametrize("bad", [{"engine": "tensorrt"}, {"batch_size": 0}, {"intra_op_threads": 0},
+                                 {"cache_rows": 0}, {"cache_rows": "fast"}])
 def test_config_rejects_bad_values(bad):
     with pytest.raises(ConfigError):
         InferenceConfig(**bad)

@@ -54,6 +54,9 @@ log = logging.getLogger(__name__)
 ONNX_FILE = "model.onnx"
 #: Opset used for export; 17 has every op the networks need (Conv, LSTM, GRU, Softmax).
 DEFAULT_OPSET = 17
+#: A network slower than this a row (seconds) is "heavy": smaller ONNX Runtime slices
+#: (:class:`InferenceConfig` ``cache_rows``) and, in ``detect``, two scoring workers.
+HEAVY_NETWORK_S = 5e-6
 INPUT_NAME = "model_input"
 OUTPUT_NAME = "probabilities"
 
@@ -80,14 +83,16 @@ class InferenceConfig:
         batch_size: rows per network call; each call scores at most this many
             flows (or windows).
         cache_rows: ONNX Runtime runs a batch in slices of at most this many
-            rows, so that the convolutions' activations (about 10 kB a flow
-            for the paper network's first block) stay in the CPU caches; the
-            results are the same, only faster. Default 256: on the 2-core
-            Xeon, ``detect`` with the ``configs/paper.toml`` network on 1M
-            flows ran at 84,600-85,600 flows/s in slices of 256 against
-            71,200-73,500 in slices of 1,024 (three runs each, two scoring
-            workers), with the default networks flat between the two.
-            ``None`` runs each batch whole.
+            rows, so that the convolutions' activations stay in the CPU
+            caches; the results are the same, only faster. ``auto`` (the
+            default): 256 rows for a network that takes more than
+            :data:`HEAVY_NETWORK_S` a row (timed on zeros when the session is
+            made), else 1,024. On the 2-core Xeon, ``detect`` on 1M flows
+            ran the ``configs/paper.toml`` network (about 10 kB of
+            activations a flow in its first block) at 84,600-85,600 flows/s
+            in slices of 256 against 71,200-73,500 in slices of 1,024, and
+            the default network at 271,000-281,000 against 278,000-306,000
+            (three runs each). ``None`` runs each batch whole.
         spin: let ONNX Runtime's worker threads spin between calls. Off by
             default: spinning gains little at batch 4096 and burns CPU that
             the rest of the pipeline (reading, preprocessing) needs.
@@ -97,7 +102,7 @@ class InferenceConfig:
     intra_op_threads: int | None = 1
     inter_op_threads: int | None = 1
     batch_size: int = 4096
-    cache_rows: int | None = 256
+    cache_rows: int | str | None = "auto"
     spin: bool = False
 
     def __post_init__(self):
@@ -105,8 +110,11 @@ class InferenceConfig:
             raise ConfigError(f"inference engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
         if self.batch_size < 1:
             raise ConfigError(f"inference batch_size must be at least 1, got {self.batch_size}")
-        if self.cache_rows is not None and self.cache_rows < 1:
-            raise ConfigError(f"inference cache_rows must be at least 1 (or None), got {self.cache_rows}")
+        if isinstance(self.cache_rows, str):
+            if self.cache_rows != "auto":
+                raise ConfigError(f"inference cache_rows must be 'auto', a number of rows or None, got {self.cache_rows!r}")
+        elif self.cache_rows is not None and self.cache_rows < 1:
+            raise ConfigError(f"inference cache_rows must be at least 1 (or 'auto', or None), got {self.cache_rows}")
         for name in ("intra_op_threads", "inter_op_threads"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -185,12 +193,23 @@ class OnnxEngine:
         self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self.config = config
+        self._cost: float | None = None
+        self._timed = False
+        self.rows = config.cache_rows
+        if self.rows == "auto":
+            self.rows = None  # the timing batch runs whole
+            cost = self.seconds_per_row()
+            self.rows = 256 if cost is not None and cost > HEAVY_NETWORK_S else 1024
 
     def seconds_per_row(self, rows: int = 256, repeat: int = 2) -> float | None:
         """The network's time a row, timed on a batch of zeros (best of ``repeat``, after one warm-up call).
 
-        ``None`` where the graph's input has other dynamic axes than the batch.
+        Timed once per session; ``None`` where the graph's input has other
+        dynamic axes than the batch.
         """
+        if self._timed:
+            return self._cost
+        self._timed = True
         shape = self.session.get_inputs()[0].shape[1:]
         if not all(isinstance(d, int) and d > 0 for d in shape):
             return None
@@ -201,11 +220,12 @@ class OnnxEngine:
             t0 = time.perf_counter()
             self(batch)
             best = min(best, time.perf_counter() - t0)
-        return best / rows
+        self._cost = best / rows
+        return self._cost
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
-        step = self.config.cache_rows
+        step = self.rows
         if step is None or len(batch) <= step:
             return self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
         return np.concatenate([self.session.run([OUTPUT_NAME], {INPUT_NAME: batch[i : i + step]})[0]

@@ -46,6 +46,7 @@ import pandas as pd
 from ..errors import ConfigError, FlowsentinelError
 from ..io.alerts import AlertWriter
 from ..io.readers import FlowReader, ReadConfig
+from ..models.engines import HEAVY_NETWORK_S
 from ..schema import ATTACK_COLUMN
 from .context import HostContext, HostContextConfig
 
@@ -143,9 +144,6 @@ def model_identity(detector) -> tuple[str, str]:
     return short_name(detector), version
 
 
-#: Where the network takes longer than this a flow, two chunks are scored at once (see :func:`scoring_workers`).
-HEAVY_NETWORK_S = 5e-6
-
 
 def _cores() -> int:
     try:
@@ -158,9 +156,9 @@ def scoring_workers(detector, stream: StreamConfig) -> int:
     """Chunks the network scores at once: ``stream.scoring_workers``, else chosen for the network and the cores.
 
     Chosen: two on a machine with two or more cores where the network runs
-    through ONNX Runtime (whose sessions take concurrent calls) and takes more
-    than :data:`HEAVY_NETWORK_S` a flow, timed on a batch of zeros at start;
-    else one. On the shared 2-core machine the ``configs/paper.toml`` network
+    through ONNX Runtime (whose sessions take concurrent calls) and takes
+    more than :data:`~flowsentinel.models.engines.HEAVY_NETWORK_S` a flow
+    (timed on zeros when its session was made); else one. On the shared 2-core machine the ``configs/paper.toml`` network
     (about 20 us a flow) went from about 48,000 to 85,000 flows/s end to end
     with two; the default networks (about 1.3 us a flow) gained nothing and
     held 90-120 MB more (``docs/performance.md``).
