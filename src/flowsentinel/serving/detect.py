@@ -144,7 +144,6 @@ def model_identity(detector) -> tuple[str, str]:
     return short_name(detector), version
 
 
-
 def _cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -158,10 +157,11 @@ def scoring_workers(detector, stream: StreamConfig) -> int:
     Chosen: two on a machine with two or more cores where the network runs
     through ONNX Runtime (whose sessions take concurrent calls) and takes
     more than :data:`~flowsentinel.models.engines.HEAVY_NETWORK_S` a flow
-    (timed on zeros when its session was made); else one. On the shared 2-core machine the ``configs/paper.toml`` network
-    (about 20 us a flow) went from about 48,000 to 85,000 flows/s end to end
-    with two; the default networks (about 1.3 us a flow) gained nothing and
-    held 90-120 MB more (``docs/performance.md``).
+    (timed on zeros when its session was made); else one. On the shared
+    2-core machine the ``configs/paper.toml`` network (about 17 us a flow)
+    went from 46,000-49,000 to 80,500-81,500 flows/s end to end with two;
+    the default networks (about 1.3 us a flow) gained nothing and held
+    90-120 MB more (``docs/performance.md``).
     """
     if stream.scoring_workers is not None:
         workers = int(stream.scoring_workers)
