@@ -14,7 +14,8 @@ latency are measured on held-out flows.
   runs it;
 * engines: ``torch`` (PyTorch, the reference), ``onnxruntime`` (the fast
   path as ``detect`` runs it: the saved graph, each batch in slices of
-  ``cache_rows`` = 256 rows), ``ort, exporter`` (the same network through
+  ``cache_rows`` as ``detect`` chooses them: 256 rows for a network slower
+  than 5 us a row, else 1,024), ``ort, exporter`` (the same network through
   PyTorch's ONNX exporter, the graph saved before the matrix-product
   graph of ``flowsentinel.models.onnx_graph``; the same graph for networks
   that one does not cover), ``ort, whole`` (each 4,096-row batch in one
@@ -175,9 +176,8 @@ def main() -> int:
                 p50, p99 = latency_ms(wrapped.predict_proba, singles, args.latency_calls)
                 rows.append((name, "torch", t, net, best_rate(wrapped.predict_proba, frames, args.repeat), p50, p99, 0.0, f1))
             exporter = _exported_graph(det.torch_module(), det.input_shape, DEFAULT_OPSET).SerializeToString()
-            rows_slice = InferenceConfig().cache_rows
-            engines = [("onnxruntime", False, rows_slice), ("ort, exporter", False, rows_slice), ("ort, whole", False, None)]
-            engines += [] if args.no_int8 else [("ort int8", True, rows_slice)]
+            engines = [("onnxruntime", False, "auto"), ("ort, exporter", False, "auto"), ("ort, whole", False, None)]
+            engines += [] if args.no_int8 else [("ort int8", True, "auto")]
             for engine, int8, cache_rows in engines:
                 for t in threads:
                     config = InferenceConfig(engine="onnx", intra_op_threads=t, batch_size=args.batch, cache_rows=cache_rows)

@@ -168,7 +168,7 @@ def scoring_workers(detector, stream: StreamConfig) -> int:
     else:
         workers = 1
         engine = getattr(detector, "engine_", None)
-        if getattr(engine, "name", None) == "onnx" and hasattr(engine, "seconds_per_row") and _cores() >= 2:
+        if getattr(engine, "name", None) == "onnx" and _cores() >= 2:
             cost = engine.seconds_per_row()
             if cost is not None and cost > HEAVY_NETWORK_S:
                 workers = 2
@@ -334,13 +334,11 @@ class _Pipeline:
         self._next = [0] * len(self.stages)  # the sequence number each stage hands on next
         self._done = [0] * len(self.stages)  # workers of each stage that have seen the end
         self._seq = 0
-        self._stage_threads = [
-            [threading.Thread(target=self._run, args=(i,), daemon=True,
-                              name=f"detect-{i}-{getattr(s.work, '__name__', 'stage')}" + (f"-{w}" if s.workers > 1 else ""))
-             for w in range(s.workers)]
-            for i, s in enumerate(self.stages)
+        self.threads = [
+            threading.Thread(target=self._run, args=(i,), daemon=True,
+                             name=f"detect-{i}-{getattr(s.work, '__name__', 'stage')}" + (f"-{w}" if s.workers > 1 else ""))
+            for i, s in enumerate(self.stages) for w in range(s.workers)
         ]
-        self.threads = [t for threads in self._stage_threads for t in threads]
 
     def __enter__(self) -> "_Pipeline":
         for t in self.threads:
@@ -460,13 +458,8 @@ class _Pipeline:
             last = self._done[i] == self.stages[i].workers
         if not last:
             self._put(inbox, _END)  # for the stage's other workers, after every item before it
-            return
-        # The other workers have stopped, each after handing on its last item.
-        for t in self._stage_threads[i]:
-            if t is not threading.current_thread():
-                while t.is_alive():
-                    t.join(_POLL_S)
-        if outbox is not None:
+        elif outbox is not None:
+            # A worker takes the end only after handing on the item it held: every item is out.
             self._put(outbox, _END)
 
 
