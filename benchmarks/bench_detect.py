@@ -26,6 +26,11 @@ e. the cold start of ``detect`` on a one-row CSV and on a one-flow capture
    peak memory, with ``--before-src`` (the ``src`` folder of a checkout of
    the code before the change) and with this checkout.
 
+Each measurement of (a)-(d) is taken ``--repeat`` times (default 3), in
+rounds that take every row once, and the tables give each row's median and
+range: the machine's state (its page cache, memory handed back, other load)
+moves a single run by tens of percent, the parse alone among them.
+
 The networks are trained briefly inside the run (``--train-rows`` flows of
 the sample, ``--epochs``: speed does not depend on accuracy) unless
 ``--model-dir``, ``--paper-model-dir`` and ``--window-model-dir`` name saved
@@ -136,6 +141,25 @@ def run_measured(cmd: list[str], src: Path | None = None) -> tuple[float, float]
     return seconds, maxrss_kb / 1024
 
 
+def parse_seconds(path: Path, rows: int) -> float:
+    """Seconds ``pyarrow.csv.read_csv`` takes over the whole file, in this process."""
+    import pyarrow.csv as pcsv
+
+    t0 = time.perf_counter()
+    n_parsed = pcsv.read_csv(path).num_rows
+    seconds = time.perf_counter() - t0
+    assert n_parsed == rows, (n_parsed, rows)
+    return seconds
+
+
+def checked(measured: tuple[float, float], out: Path, rows: int) -> tuple[float, float]:
+    """``measured``, once ``out`` holds a verdict line for each of ``rows`` flows."""
+    n_lines = sum(1 for _ in open(out)) - 1
+    if n_lines != rows:
+        raise SystemExit(f"detect wrote {n_lines:,} verdicts for {rows:,} flows")
+    return measured
+
+
 def detect_cmd(path: Path, model: Path, out: Path, fmt: str = "csv", threads: int = 1,
                workers: int | None = None) -> list[str]:
     return [sys.executable, "-m", "flowsentinel.cli", "-q", "detect", str(path), "--model-dir", str(model),
@@ -231,6 +255,8 @@ def main() -> int:
     parser.add_argument("--window-model-dir", type=Path, help="a saved windowed model (else trained here)")
     parser.add_argument("--threads", type=int, default=1, help="detect --threads and the trees' n_jobs (default 1)")
     parser.add_argument("--before-src", type=Path, help="src folder of the code before, for (e)'s before rows")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="measurements of each of (a)-(d), in rounds; the tables give medians (default 3)")
     parser.add_argument("--cold-repeat", type=int, default=3)
     parser.add_argument("--sample", type=Path, default=data_dir() / SAMPLE)
     parser.add_argument("--keep", type=Path, help="keep the generated files and models in this folder")
@@ -262,35 +288,47 @@ def main() -> int:
         train_trees(paper, train_csv, trees, args.threads)
         out = tmp / "verdicts.csv"
 
-        # (a) the parse alone
-        import pyarrow.csv as pcsv
-
-        t0 = time.perf_counter()
-        n_parsed = pcsv.read_csv(flows).num_rows
-        t_parse = time.perf_counter() - t0
-        assert n_parsed == args.rows
-
-        # (b), (c)
-        t_default, rss_flow = run_measured(detect_cmd(flows, default, out, threads=args.threads), src)
-        n_lines = sum(1 for _ in open(out)) - 1
-        if n_lines != args.rows:
-            raise SystemExit(f"detect wrote {n_lines:,} verdicts for {args.rows:,} flows")
-        t_in_turn, rss_in_turn = run_measured([sys.executable, __file__, "_in_turn", str(default), str(flows), str(out),
-                                               str(args.threads)], src)
-        # detect chooses two scoring workers for the paper network on two or more cores: the trees get as
-        # many threads beside it, and both run with one as well.
-        t_paper, _ = run_measured(detect_cmd(flows, paper, out, threads=args.threads), src)
-        t_paper_one, _ = run_measured(detect_cmd(flows, paper, out, threads=args.threads, workers=1), src)
         jobs = args.threads * min(os.cpu_count() or 1, 2)
-        t_trees, _ = run_measured([sys.executable, __file__, "_trees", str(trees), str(flows), str(out),
-                                   str(args.threads)], src)
-        t_trees_jobs, _ = run_measured([sys.executable, __file__, "_trees", str(trees), str(flows), str(out),
-                                        str(jobs)], src)
+        # Each measurement of (a)-(d) is taken --repeat times, in rounds (every row once a round), so that
+        # what the machine does meanwhile (its page cache, other load) falls on every row alike; the
+        # tables give each row's median and range.
+        rows = {  # label: a callable giving (seconds, peak RSS MB or None)
+            "(a) pyarrow.csv.read_csv alone": lambda: (parse_seconds(flows, args.rows), None),
+            "(b) detect, default network, ONNX, CSV out":
+                lambda: checked(run_measured(detect_cmd(flows, default, out, threads=args.threads), src),
+                                out, args.rows),
+            "(b) the same work, stages in turn (StreamConfig(concurrent=False))":
+                lambda: run_measured([sys.executable, __file__, "_in_turn", str(default), str(flows), str(out),
+                                      str(args.threads)], src),
+            # detect chooses two scoring workers for the paper network on two or more cores: the trees get
+            # as many threads beside it, and both run with one as well.
+            "(c) detect, paper network, ONNX, CSV out (scoring workers chosen)":
+                lambda: run_measured(detect_cmd(flows, paper, out, threads=args.threads), src),
+            "(c) the same, one scoring worker (--workers 1)":
+                lambda: run_measured(detect_cmd(flows, paper, out, threads=args.threads, workers=1), src),
+            f"(c) Extra Trees (100) + pyarrow read/predict/write, n_jobs {args.threads}":
+                lambda: run_measured([sys.executable, __file__, "_trees", str(trees), str(flows), str(out),
+                                      str(args.threads)], src),
+            f"(c) the same, n_jobs {jobs}":
+                lambda: run_measured([sys.executable, __file__, "_trees", str(trees), str(flows), str(out),
+                                      str(jobs)], src),
+            "(d) detect, windowed default network, CSV out":
+                lambda: run_measured(detect_cmd(flows, window, out, threads=args.threads), src),
+        }
+        measured: dict[str, list[tuple[float, float | None]]] = {label: [] for label in rows}
+        for _ in range(args.repeat):
+            for label, measure in rows.items():
+                measured[label].append(measure())
+        seconds = {label: statistics.median(r[0] for r in got) for label, got in measured.items()}
+        t_parse = seconds["(a) pyarrow.csv.read_csv alone"]
 
-        # (d)
-        t_window, rss_window = run_measured(detect_cmd(flows, window, out, threads=args.threads), src)
-        memory = [("per-flow (default network)", rss_flow, default), ("windowed (default network, window 8)",
-                                                                      rss_window, window)]
+        def rss(label: str) -> float:
+            return statistics.median(r[1] for r in measured[label])
+
+        rss_in_turn = rss("(b) the same work, stages in turn (StreamConfig(concurrent=False))")
+        memory = [("per-flow (default network)", rss("(b) detect, default network, ONNX, CSV out"), default),
+                  ("windowed (default network, window 8)", rss("(d) detect, windowed default network, CSV out"),
+                   window)]
         big_rss = {}
         if big is not None:
             for label, _, model in memory:
@@ -325,20 +363,14 @@ def main() -> int:
               f"{args.train_rows:,} flows; load average {load_start:.1f} at the start, "
               f"{os.getloadavg()[0]:.1f} at the end; {time.perf_counter() - started:,.0f} s in all")
         print()
-        print("| what | rows/s | / pyarrow parse |")
-        print("|---|---:|---:|")
-        for label, seconds in (("(a) pyarrow.csv.read_csv alone", t_parse),
-                               ("(b) detect, default network, ONNX, CSV out", t_default),
-                               ("(b) the same work, stages in turn (StreamConfig(concurrent=False))", t_in_turn),
-                               ("(c) detect, paper network, ONNX, CSV out (scoring workers chosen)", t_paper),
-                               ("(c) the same, one scoring worker (--workers 1)", t_paper_one),
-                               (f"(c) Extra Trees (100) + pyarrow read/predict/write, n_jobs {args.threads}",
-                                t_trees),
-                               (f"(c) the same, n_jobs {jobs}", t_trees_jobs),
-                               ("(d) detect, windowed default network, CSV out", t_window)):
-            print(f"| {label} | {args.rows / seconds:,.0f} | {args.rows / seconds / rate:.2f} |")
+        print(f"| what (median of {args.repeat}) | rows/s | range | / pyarrow parse |")
+        print("|---|---:|---:|---:|")
+        for label, got in measured.items():
+            rates = sorted(args.rows / r[0] for r in got)
+            print(f"| {label} | {args.rows / seconds[label]:,.0f} | {rates[0]:,.0f}-{rates[-1]:,.0f} | "
+                  f"{args.rows / seconds[label] / rate:.2f} |")
         print()
-        print(f"| peak RSS of detect | {args.rows:,} flows MB | "
+        print(f"| peak RSS of detect | {args.rows:,} flows MB (median) | "
               + (f"{big_rows:,} flows MB | ratio |" if big_rows else "")
               )
         print("|---|---:|" + ("---:|---:|" if big_rows else ""))
