@@ -141,6 +141,13 @@ def run_measured(cmd: list[str], src: Path | None = None) -> tuple[float, float]
     return seconds, maxrss_kb / 1024
 
 
+# The rows of (a)-(d) that the memory table and the ratios look up again.
+PARSE = "(a) pyarrow.csv.read_csv alone"
+DEFAULT = "(b) detect, default network, ONNX, CSV out"
+IN_TURN = "(b) the same work, stages in turn (StreamConfig(concurrent=False))"
+WINDOWED = "(d) detect, windowed default network, CSV out"
+
+
 def parse_seconds(path: Path, rows: int) -> float:
     """Seconds ``pyarrow.csv.read_csv`` takes over the whole file, in this process."""
     import pyarrow.csv as pcsv
@@ -293,11 +300,11 @@ def main() -> int:
         # what the machine does meanwhile (its page cache, other load) falls on every row alike; the
         # tables give each row's median and range.
         rows = {  # label: a callable giving (seconds, peak RSS MB or None)
-            "(a) pyarrow.csv.read_csv alone": lambda: (parse_seconds(flows, args.rows), None),
-            "(b) detect, default network, ONNX, CSV out":
+            PARSE: lambda: (parse_seconds(flows, args.rows), None),
+            DEFAULT:
                 lambda: checked(run_measured(detect_cmd(flows, default, out, threads=args.threads), src),
                                 out, args.rows),
-            "(b) the same work, stages in turn (StreamConfig(concurrent=False))":
+            IN_TURN:
                 lambda: run_measured([sys.executable, __file__, "_in_turn", str(default), str(flows), str(out),
                                       str(args.threads)], src),
             # detect chooses two scoring workers for the paper network on two or more cores: the trees get
@@ -312,7 +319,7 @@ def main() -> int:
             f"(c) the same, n_jobs {jobs}":
                 lambda: run_measured([sys.executable, __file__, "_trees", str(trees), str(flows), str(out),
                                       str(jobs)], src),
-            "(d) detect, windowed default network, CSV out":
+            WINDOWED:
                 lambda: run_measured(detect_cmd(flows, window, out, threads=args.threads), src),
         }
         measured: dict[str, list[tuple[float, float | None]]] = {label: [] for label in rows}
@@ -320,15 +327,14 @@ def main() -> int:
             for label, measure in rows.items():
                 measured[label].append(measure())
         seconds = {label: statistics.median(r[0] for r in got) for label, got in measured.items()}
-        t_parse = seconds["(a) pyarrow.csv.read_csv alone"]
+        t_parse = seconds[PARSE]
 
         def rss(label: str) -> float:
             return statistics.median(r[1] for r in measured[label])
 
-        rss_in_turn = rss("(b) the same work, stages in turn (StreamConfig(concurrent=False))")
-        memory = [("per-flow (default network)", rss("(b) detect, default network, ONNX, CSV out"), default),
-                  ("windowed (default network, window 8)", rss("(d) detect, windowed default network, CSV out"),
-                   window)]
+        rss_in_turn = rss(IN_TURN)
+        memory = [("per-flow (default network)", rss(DEFAULT), default),
+                  ("windowed (default network, window 8)", rss(WINDOWED), window)]
         big_rss = {}
         if big is not None:
             for label, _, model in memory:
