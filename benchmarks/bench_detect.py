@@ -122,12 +122,19 @@ _LAUNCHER = (
     "t0 = time.perf_counter()\n"
     "p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)\n"
     "_, status, usage = os.wait4(p.pid, 0)\n"
-    "print(json.dumps([time.perf_counter() - t0, usage.ru_maxrss, os.waitstatus_to_exitcode(status)]))\n"
+    "print(json.dumps([time.perf_counter() - t0, usage.ru_maxrss, os.waitstatus_to_exitcode(status),\n"
+    "                  usage.ru_utime + usage.ru_stime]))\n"
 )
 
 
 def run_measured(cmd: list[str], src: Path | None = None) -> tuple[float, float]:
     """Wall seconds and peak RSS (MB) of one process."""
+    seconds, mb, _ = run_usage(cmd, src)
+    return seconds, mb
+
+
+def run_usage(cmd: list[str], src: Path | None = None) -> tuple[float, float, float]:
+    """Wall seconds, peak RSS (MB) and CPU seconds (user + system, all threads) of one process."""
     env = dict(os.environ)
     if src is not None:
         env["PYTHONPATH"] = str(src)
@@ -135,10 +142,10 @@ def run_measured(cmd: list[str], src: Path | None = None) -> tuple[float, float]
     proc = subprocess.run([sys.executable, "-c", _LAUNCHER, *map(str, cmd)], env=env, capture_output=True, text=True)
     if proc.returncode != 0 or not proc.stdout.strip():
         raise SystemExit(f"{' '.join(map(str, cmd))}: the launcher failed:\n{proc.stderr[-2000:]}")
-    seconds, maxrss_kb, code = json.loads(proc.stdout.strip().splitlines()[-1])
+    seconds, maxrss_kb, code, cpu = json.loads(proc.stdout.strip().splitlines()[-1])
     if code != 0:
         raise SystemExit(f"{' '.join(map(str, cmd))} failed ({code}):\n{proc.stderr[-2000:]}")
-    return seconds, maxrss_kb / 1024
+    return seconds, maxrss_kb / 1024, cpu
 
 
 # The rows of (a)-(d) that the memory table and the ratios look up again.
