@@ -73,17 +73,22 @@ def cpu_seconds() -> tuple[float, float]:
     return usage.ru_utime, usage.ru_stime
 
 
+def timed(work) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system, all threads) of ``work()`` in this process."""
+    cpu0, t0 = sum(cpu_seconds()), time.perf_counter()
+    work()
+    return time.perf_counter() - t0, sum(cpu_seconds()) - cpu0
+
+
 def parse(path: Path, rows: int) -> tuple[float, float]:
     """Wall and CPU seconds of ``pyarrow.csv.read_csv`` over the whole file."""
     import pyarrow.csv as pcsv
 
-    u0, s0 = cpu_seconds()
-    t0 = time.perf_counter()
-    n = pcsv.read_csv(path).num_rows
-    wall = time.perf_counter() - t0
-    u1, s1 = cpu_seconds()
-    assert n == rows, (n, rows)
-    return wall, (u1 - u0) + (s1 - s0)
+    def work():
+        n = pcsv.read_csv(path).num_rows
+        assert n == rows, (n, rows)
+
+    return timed(work)
 
 
 def network(model_dir: Path, rows: int) -> tuple[float, float]:
@@ -94,23 +99,18 @@ def network(model_dir: Path, rows: int) -> tuple[float, float]:
     shape = engine.session.get_inputs()[0].shape[1:]
     chunk = np.random.default_rng(0).normal(size=(CHUNK_ROWS, *shape)).astype(np.float32)
     engine(chunk[:1024])  # warm-up
-    u0, s0 = cpu_seconds()
-    t0 = time.perf_counter()
-    done = 0
-    while done < rows:
-        n = min(CHUNK_ROWS, rows - done)
-        engine(chunk[:n])
-        done += n
-    wall = time.perf_counter() - t0
-    u1, s1 = cpu_seconds()
-    return wall, (u1 - u0) + (s1 - s0)
+
+    def work():
+        for start in range(0, rows, CHUNK_ROWS):
+            engine(chunk[: min(CHUNK_ROWS, rows - start)])
+
+    return timed(work)
 
 
 def kernel_write(src: Path, dst: Path) -> float:
     """System CPU seconds of writing ``src``'s bytes to a new file ``dst`` in blocks of 1 MB."""
-    data = src.read_bytes()
+    view = memoryview(src.read_bytes())
     dst.unlink(missing_ok=True)
-    view = memoryview(data)
     _, s0 = cpu_seconds()
     fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
@@ -157,8 +157,7 @@ def main() -> int:
 
         def detect_run() -> tuple[float, float]:
             seconds, _, cpu = run_usage(detect_cmd(flows, default, out), src)
-            checked((seconds, 0.0), out, args.rows)
-            return seconds, cpu
+            return checked((seconds, cpu), out, args.rows)
 
         def start_up() -> tuple[float, float]:
             seconds, _, cpu = run_usage(detect_cmd(one, default, tmp / "one.out"), src)
